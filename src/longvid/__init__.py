@@ -1,0 +1,1 @@
+"""longvid: long-video understanding with multimodal LLMs."""
