@@ -1,5 +1,9 @@
 # Every install step lives here or in pyproject.toml: `make demo` and `make test` work on a new machine.
 PYTHON ?= python3
+# Real media that ships beside the checkout (see ../shared/assets/README.md).
+SHARED ?= ../shared
+DEMO_VIDEO ?= $(SHARED)/assets/video/trailer_bbb.mp4
+DEMO_SHEET ?= results/demo_sheet.png
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,7 +19,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m longvid.demo
+	@test -f $(DEMO_VIDEO) || { echo "demo video $(DEMO_VIDEO) not found: set DEMO_VIDEO=/path/to/video"; exit 1; }
+	$(BIN)/longvid probe $(DEMO_VIDEO)
+	$(BIN)/longvid frames $(DEMO_VIDEO) --sampler fps --rate 0.5 --max 32 --size 360 --out $(DEMO_SHEET)
+	@echo "The contact sheet of the sampled frames is at $(abspath $(DEMO_SHEET))"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,179 @@
+"""The ``longvid`` command line: a thin layer over the Python API (typer + rich).
+
+Every command prints a human table by default and machine-readable JSON with ``--json``. Bad
+input ends with a one-line error naming the file and the problem (exit code 2), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from longvid.errors import LongvidError, SamplingError
+from longvid.io.video import SAMPLERS, Clip, get_sampler, probe, sample
+from longvid.viz import format_time, save_contact_sheet
+
+app = typer.Typer(
+    help="longvid: understand long videos with multimodal LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: LongvidError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command("probe")
+def probe_command(
+    video: Annotated[Path, typer.Argument(help="Video file (any container FFmpeg reads).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fields as JSON.")] = False,
+) -> None:
+    """Show a video's duration, frame rates, frame count, size, rotation and audio."""
+    try:
+        info = probe(video)
+    except LongvidError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(info.as_dict(), indent=2))
+        return
+    table = Table(title=str(video), show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows = {
+        "container": info.container,
+        "codec": f"{info.codec} ({info.pix_fmt})",
+        "resolution": f"{info.width}x{info.height}"
+        + (f", rotated {info.rotation} deg" if info.rotation else ""),
+        "duration": f"{format_time(info.duration)} ({info.duration:.3f} s)",
+        "frame rate": f"{info.avg_fps:.3f} avg, {info.real_fps:.3f} real",
+        "frames": f"{info.frame_count} ({info.frame_count_source})",
+        "time base": f"{info.time_base.numerator}/{info.time_base.denominator}",
+        "start time": f"{info.start_time:.3f} s",
+        "audio": info.audio_codec or "none",
+    }
+    for name, value in rows.items():
+        table.add_row(name, value)
+    out.print(table)
+
+
+def _sampler_args(name: str, **given: object) -> dict[str, object]:
+    """Keep the options this sampler takes; refuse ones it does not."""
+    if name not in SAMPLERS:
+        raise SamplingError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+    accepted = inspect.signature(SAMPLERS[name]).parameters
+    chosen = {k: v for k, v in given.items() if v is not None}
+    stray = [k for k in chosen if k not in accepted]
+    if stray:
+        flags = ", ".join("--" + k.replace("max_frames", "max") for k in stray)
+        raise SamplingError(f"sampler {name!r} does not take {flags}")
+    return chosen
+
+
+def _decode_with_progress(video: Path, sampler_name: str, args: dict, **kw: object) -> Clip:
+    with Progress(
+        TextColumn("[bold]decoding[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(video.name, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return sample(video, get_sampler(sampler_name, **args), progress=report, **kw)
+
+
+@app.command("frames")
+def frames_command(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    sampler: Annotated[
+        str, typer.Option(help=f"Sampler: {', '.join(SAMPLERS)}.", show_default=True)
+    ] = "fps",
+    rate: Annotated[float | None, typer.Option(help="Frames per second (fps, window).")] = None,
+    max_frames: Annotated[
+        int | None, typer.Option("--max", help="Most frames to keep (fps; default 64).")
+    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Number of frames (uniform, ...).")] = None,
+    start: Annotated[float | None, typer.Option(help="Window start, seconds.")] = None,
+    end: Annotated[float | None, typer.Option(help="Window end, seconds.")] = None,
+    interval: Annotated[int | None, typer.Option(help="Frame step (prefix_interval).")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Resize on decode: short side in pixels.")
+    ] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Snap each target to its nearest keyframe.")
+    ] = False,
+    sheet: Annotated[
+        Path | None, typer.Option("--out", help="Write a contact sheet PNG here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print each frame's index and timestamp as JSON.")
+    ] = False,
+) -> None:
+    """Sample frames with their exact timestamps; optionally draw a contact sheet."""
+    try:
+        args = _sampler_args(
+            sampler,
+            rate=rate,
+            max_frames=max_frames,
+            n=n,
+            start=start,
+            end=end,
+            interval=interval,
+        )
+        clip = _decode_with_progress(video, sampler, args, size=size, exact=not fast)
+        written = save_contact_sheet(clip, sheet) if sheet is not None else None
+    except LongvidError as exc:
+        _fail(exc)
+    if as_json:
+        payload = {
+            "video": str(video),
+            "sampler": clip.sampler,
+            "exact": not fast,
+            "exhausted": clip.exhausted,
+            "truncated": clip.truncated,
+            "frames": [
+                {"index": int(i), "timestamp": float(t)}
+                for i, t in zip(clip.indices, clip.timestamps, strict=True)
+            ],
+            "sheet": str(written) if written else None,
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"{video.name}: {clip.sampler}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("frame", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("seconds", justify="right")
+    for k, (index, seconds) in enumerate(zip(clip.indices, clip.timestamps, strict=True)):
+        table.add_row(str(k), str(int(index)), format_time(float(seconds)), f"{seconds:.3f}")
+    out.print(table)
+    h, w = clip.frames.shape[1:3] if len(clip) else (0, 0)
+    out.print(f"{len(clip)} frames of {w}x{h}")
+    if written is not None:
+        out.print(f"contact sheet: [bold]{written}[/]")
+
+
+def main() -> None:
+    """Entry point for ``python -m longvid``."""
+    app(prog_name="longvid")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
