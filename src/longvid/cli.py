@@ -32,7 +32,7 @@ err = Console(stderr=True)
 
 
 def _fail(exc: LongvidError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
