@@ -543,6 +543,14 @@ class VideoReader:
         self.timeline = _build_timeline(self._container, self._stream, self.file)
         self._index_of = {int(p): i for i, p in enumerate(self.timeline.pts)}
         self._truncated = not self.timeline.complete
+        listed = self.info.frame_count if self.info.frame_count_source == "container" else 0
+        if len(self.timeline) < listed or self._truncated:
+            self._truncated = True
+            warnings.warn(
+                f"{self.file}: file is truncated or damaged; {len(self.timeline)} frames are "
+                f"readable" + (f" of the {listed} its index lists" if listed else ""),
+                stacklevel=2,
+            )
         self._progress: Callable[[int, int], None] | None = None
         self._done = 0
 
