@@ -596,9 +596,9 @@ class VideoReader:
                 p for p in self._container.demux(self._stream) if p.size and p.pts is not None
             )
             first = next((p for p in packets if p.is_keyframe), None)
-            if first is None:
+            if first is None and pos == 0:
                 return
-            if first.pts <= self.timeline.pts[keyframes[pos]] or pos == 0:
+            if first is not None and (first.pts <= self.timeline.pts[keyframes[pos]] or pos == 0):
                 yield first
                 yield from packets
                 return
