@@ -327,8 +327,8 @@ CHECK_COLUMNS = [
     "video length",
     "N",
     "exact == naive",
-    "mean |longvid exact - decord|",
-    "fast: mean |index - exact index|",
+    "mean abs diff exact vs decord",
+    "fast: mean index offset",
 ]
 
 
@@ -407,9 +407,12 @@ def rich_table(title: str, columns: Sequence[str], rows: list[list[str]]) -> Tab
 
 
 def md_table(columns: Sequence[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(columns) + " |"]
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(c) for c in columns) + " |"]
     out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|")
-    out += ["| " + " | ".join(row) + " |" for row in rows]
+    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
 

@@ -53,6 +53,7 @@ from typing import Literal
 import av
 import av.error
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from longvid.errors import InputFileError, SamplingError, VideoDecodeError
 
@@ -512,6 +513,17 @@ class Clip:
         return len(self.indices)
 
 
+def _check_size(size: Size) -> Size:
+    """Refuse resize targets that describe no image, before any decoding starts."""
+    sides = size if isinstance(size, tuple) else (size,) if size is not None else ()
+    if isinstance(size, tuple) and len(size) != 2:
+        raise SamplingError(f"resize size must be (height, width), got {size!r}")
+    for side in sides:
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+            raise SamplingError(f"resize sides must be whole numbers of pixels >= 1, got {size!r}")
+    return tuple(int(x) for x in size) if isinstance(size, tuple) else size
+
+
 class _IndexMismatch(Exception):
     """Decoded timestamps disagree with the demuxed index; fall back to a sequential decode."""
 
@@ -533,7 +545,7 @@ class VideoReader:
         skip_nonref: bool = True,
     ) -> None:
         self.file = _check_file(path)
-        self.size = size
+        self.size = _check_size(size)
         self.threads = threads
         self.interpolation = interpolation
         self.skip_nonref = skip_nonref
@@ -553,6 +565,7 @@ class VideoReader:
             )
         self._progress: Callable[[int, int], None] | None = None
         self._done = 0
+        self._reformatter = VideoReformatter()
 
     def __enter__(self) -> VideoReader:
         return self
@@ -675,20 +688,18 @@ class VideoReader:
         if isinstance(self.size, tuple):
             out_h, out_w = self.size
             return (out_w, out_h) if rotated else (out_h, out_w)
-        short = int(self.size)
-        if short < 1:
-            raise SamplingError(f"resize short side must be >= 1 pixel, got {short}")
-        scale = short / min(w, h)
+        scale = self.size / min(w, h)
         return max(1, round(h * scale)), max(1, round(w * scale))
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        # One reformatter for the whole read: its scaler is set up once, not per frame (x10).
         out = self._output_size()
         if out is None:
-            rgb = frame.to_ndarray(format="rgb24")
+            rgb = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         else:
-            rgb = frame.to_ndarray(
-                format="rgb24", height=out[0], width=out[1], interpolation=self.interpolation
-            )
+            rgb = self._reformatter.reformat(
+                frame, format="rgb24", height=out[0], width=out[1], interpolation=self.interpolation
+            ).to_ndarray()
         if self.info.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, k=self.info.rotation // 90))
         return rgb
