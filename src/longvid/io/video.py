@@ -261,7 +261,10 @@ class Timeline:
         return self.keyframes[np.where(take_left, left, right)]
 
 
-def _build_timeline(container, stream, file: Path) -> Timeline:
+def _build_timeline(container, stream, file: Path, prime: bool = False) -> Timeline:
+    """Demux every video packet once. With ``prime``, the first packet is also decoded, so the
+    decoder learns what only the stream's first packet says (x264 writes its version there, and
+    FFmpeg's H.264 decoder needs it to decode old x264 4:4:4 streams as a full decode does)."""
     pts: list[int] = []
     keys: list[int] = []
     durations: list[int] = []
@@ -270,6 +273,8 @@ def _build_timeline(container, stream, file: Path) -> Timeline:
         for packet in container.demux(stream):
             if not packet.size or packet.pts is None:
                 continue
+            if prime and not pts:
+                stream.codec_context.decode(packet)
             pts.append(packet.pts)
             if packet.is_keyframe:
                 keys.append(packet.pts)
@@ -284,11 +289,14 @@ def _build_timeline(container, stream, file: Path) -> Timeline:
     if len(key_idx) == 0 or key_idx[0] != 0:
         key_idx = np.concatenate([[0], key_idx]).astype(np.int64)
     tb = stream.time_base
-    origin = pts_arr[0]
-    if container.start_time is not None:
-        start_pts = math.floor(Fraction(container.start_time, av.time_base) / tb)
-        origin = min(origin, start_pts)
-    timestamps = (pts_arr - origin).astype(np.float64) * float(tb)
+    # The player's zero: the earliest start of any stream, exactly (no microsecond rounding).
+    starts = [
+        Fraction(s.start_time) * s.time_base
+        for s in container.streams
+        if s.start_time is not None and s.time_base is not None
+    ]
+    origin = min([Fraction(int(pts_arr[0])) * tb, *starts]) / tb
+    timestamps = (pts_arr - float(origin)) * float(tb)
     if durations:
         last = float(np.median(durations) * tb)
     elif len(timestamps) > 1:
@@ -552,7 +560,7 @@ class VideoReader:
         self.info = probe(self.file, count_frames=False)
         self._container = _open(self.file)
         self._stream = self._prepare_stream()
-        self.timeline = _build_timeline(self._container, self._stream, self.file)
+        self.timeline = _build_timeline(self._container, self._stream, self.file, prime=True)
         self._index_of = {int(p): i for i, p in enumerate(self.timeline.pts)}
         self._truncated = not self.timeline.complete
         listed = self.info.frame_count if self.info.frame_count_source == "container" else 0
@@ -705,8 +713,10 @@ class VideoReader:
         return rgb
 
     def _empty(self) -> np.ndarray:
-        out = self._output_size() or (self.info.height, self.info.width)
-        return np.zeros((0, *out, 3), dtype=np.uint8)
+        height, width = self._output_size() or (self.info.height, self.info.width)
+        if self.info.rotation in (90, 270):
+            height, width = width, height
+        return np.zeros((0, height, width, 3), dtype=np.uint8)
 
     # -- public reads ----------------------------------------------------------------------
     def read(
@@ -825,7 +835,12 @@ def sample(
     elif sampler_args:
         raise SamplingError("sampler arguments go to the sampler when it is given by name")
     with VideoReader(path, size=size, threads=threads) as reader:
-        indices = sampler(reader.timeline)
+        try:
+            indices = sampler(reader.timeline)
+        except SamplingError as exc:
+            if exc.path is not None:
+                raise
+            raise SamplingError(exc.problem, reader.file) from exc
         unique = np.unique(indices)
         exhausted = sampler.wants is not None and len(unique) < sampler.wants
         if exhausted:
