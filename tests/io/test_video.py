@@ -49,34 +49,19 @@ ROTATION = {"fire2.mp4": 180}
 # Decoded frames differ from video packets only here (VP9 superframes in AVI): README/manifest.
 DECODED_FRAMES = {"balle1-vp9.avi": 295}
 
-# Bug (src/longvid/io/video.py, VideoReader._start_at, lines 699-701): in these MPEG-PS files a
-# seek to the *last* keyframe lands past every decodable frame, `_decode_from` yields nothing and
-# `_start_at` returns instead of stepping back a keyframe (as it does when a seek lands past the
-# anchor). Frames of the last GOP (cityCC0 188-189, movie-hello 240-248) are then silently
-# missing from any read that has to seek to them, with a false "file ends early" warning.
-LAST_GOP_BUG = {"cityCC0.mpg", "movie-hello.mpeg"}
-LAST_GOP_REASON = (
-    "video.py VideoReader._start_at (l.699-701): when the seek to the last keyframe of an "
-    "MPEG-PS file decodes no frame, it returns instead of stepping back a keyframe, so the "
-    "last GOP's frames are dropped ('file ends early' on an intact file)"
-)
+# Regression (fixed in video.py: _build_timeline(prime=True)): cockatoo.mp4 is H.264 High 4:4:4
+# from x264 core 142; only its first packet carries the x264 version SEI, from which FFmpeg's
+# decoder turns on its workaround for old x264's 4:4:4 8x8-transform bug (x264 build < 151). A
+# fresh reader whose first decode started with a seek never saw that packet and returned frames
+# differing from a sequential decode in 98% of pixels. Reads that start at frame 0 hide this, so
+# the "cold" set reads, as a fresh reader's first target, a frame past the middle keyframe.
+COLD_SEEK_FILES = {"cockatoo.mp4"}
 
-# Bug (src/longvid/io/video.py, _build_timeline, line 287): the timestamp origin is
-# floor(container.start_time [us] / time_base); start_time was itself rounded to microseconds by
-# FFmpeg, so flooring lands one tick early when it was rounded down. intro.mpg: start_time
-# 233333 us, first pts 21000/90000 s -> origin 20999, every timestamp 1/90000 s (11.1 us) late;
-# the first frame is at 1.11e-05 s instead of 0.0 (pts*tb - start_time gives 3.3e-07).
-ORIGIN_BUG = {"intro.mpg"}
-ORIGIN_REASON = (
-    "video.py _build_timeline l.287 floors start_time/time_base; intro.mpg's start_time "
-    "(233333 us, rounded down from 21000/90000 s) gives origin 20999, not 21000: every "
-    "timestamp is 11.1 us late"
-)
-
-
-def known_bug(request: pytest.FixtureRequest, reason: str) -> None:
-    """Mark the running test as an expected (strict) failure caused by a reader bug."""
-    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+# Regression (fixed in video.py _build_timeline): the origin was
+# floor(container.start_time [us] / time_base); start_time had been rounded to microseconds by
+# FFmpeg, so for intro.mpg (start 21000/90000 s = 233333.3 us -> 233333) the origin was 20999 and
+# every timestamp 1/90000 s (11.1 us) late.
+ORIGIN_FILES = {"intro.mpg"}
 
 
 def read_quietly(reader: VideoReader, indices, exact: bool = True):
@@ -110,6 +95,7 @@ class Reference:
     pts: np.ndarray  # every frame's pts, in decode output order
     time_base: Fraction
     start_time: int | None  # container.start_time, microseconds
+    stream_starts: list[Fraction]  # every stream's start_time, in seconds, exactly
     sets: dict[str, np.ndarray]  # named index sets the tests read
     frames: dict[int, np.ndarray] = field(default_factory=dict)  # rgb24, rotated
     raw: dict[int, av.VideoFrame] = field(default_factory=dict)  # for resizing tests
@@ -126,6 +112,8 @@ class Reference:
 def plan(name: str, tl: Timeline) -> dict[str, np.ndarray]:
     """Index sets to read, from the demuxed timeline (seeded by the file name)."""
     n = len(tl)
+    # Note: for every asset the sparse, dense, descending and fast sets start in the first GOP
+    # (their first decode runs from frame 0); "cold" is the read that starts with a seek.
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     sparse = np.sort(rng.choice(n, size=min(16, n), replace=False))
     keys = tl.keyframes
@@ -141,7 +129,10 @@ def plan(name: str, tl: Timeline) -> dict[str, np.ndarray]:
         "ends": ends,
         "descending": descending,
         "fast": nearest_keyframes(tl, sparse),
-        "resize": np.array([n // 3, (2 * n) // 3]),
+        # frame 0 first: these test resizing, not a reader's first seek (see COLD_SEEK_FILES)
+        "resize": np.array([0, n // 3, (2 * n) // 3]),
+        # a frame two past the middle keyframe, the first and only target of a fresh reader
+        "cold": np.array([min(n - 1, k + 2)]),
     }
 
 
@@ -161,6 +152,11 @@ def decode_reference(name: str, path: Path) -> Reference:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         time_base, start_time = stream.time_base, container.start_time
+        stream_starts = [
+            Fraction(s.start_time) * s.time_base
+            for s in container.streams
+            if s.start_time is not None and s.time_base is not None
+        ]
         coded_hw = (stream.codec_context.height, stream.codec_context.width)
         for i, frame in enumerate(container.decode(stream)):
             if i == 0:
@@ -179,6 +175,7 @@ def decode_reference(name: str, path: Path) -> Reference:
         pts=np.asarray(pts, dtype=np.int64),
         time_base=time_base,
         start_time=start_time,
+        stream_starts=stream_starts,
         sets=sets,
         frames=frames,
         raw=raw,
@@ -213,12 +210,27 @@ def test_frame_count_equals_sequential_decode(ref: Reference, manifest: dict) ->
         assert reader.info.rotation == ref.rotation == ROTATION.get(ref.name, 0)
 
 
-def test_sparse_random(ref: Reference, request: pytest.FixtureRequest) -> None:
+def test_sparse_random(ref: Reference) -> None:
     with VideoReader(ref.path) as reader:
         clip = read_quietly(reader, ref.sets["sparse"])
     assert_frames_equal(ref, clip, ref.sets["sparse"])
     assert np.array_equal(clip.timestamps, reader.timeline.timestamps[ref.sets["sparse"]])
     assert clip.truncated is False
+
+
+def test_sparse_random_decoding_every_frame(ref: Reference) -> None:
+    """``skip_nonref=False``: the decoder decodes every frame on its way (no skipping)."""
+    with VideoReader(ref.path, skip_nonref=False) as reader:
+        clip = read_quietly(reader, ref.sets["sparse"])
+    assert_frames_equal(ref, clip, ref.sets["sparse"])
+
+
+def test_first_read_of_a_fresh_reader_seeks(ref: Reference) -> None:
+    """A fresh reader whose only target lies past the middle keyframe: the first decode
+    starts with a seek (see COLD_SEEK_FILES)."""
+    with VideoReader(ref.path) as reader:
+        clip = read_quietly(reader, ref.sets["cold"])
+    assert_frames_equal(ref, clip, ref.sets["cold"])
 
 
 def test_dense_run_across_a_keyframe(ref: Reference) -> None:
@@ -227,18 +239,14 @@ def test_dense_run_across_a_keyframe(ref: Reference) -> None:
     assert_frames_equal(ref, clip, ref.sets["dense"])
 
 
-def test_first_and_last_frame(ref: Reference, request: pytest.FixtureRequest) -> None:
-    if ref.name in LAST_GOP_BUG:
-        known_bug(request, LAST_GOP_REASON)
+def test_first_and_last_frame(ref: Reference) -> None:
     with VideoReader(ref.path) as reader:
         clip = read_quietly(reader, ref.sets["ends"])
     assert_frames_equal(ref, clip, ref.sets["ends"])
 
 
-def test_descending_order_with_repeats(ref: Reference, request: pytest.FixtureRequest) -> None:
+def test_descending_order_with_repeats(ref: Reference) -> None:
     """`read` returns the frames in the order of the indices given, repeats included."""
-    if ref.name in LAST_GOP_BUG:
-        known_bug(request, LAST_GOP_REASON)
     wanted = ref.sets["descending"]
     with VideoReader(ref.path) as reader:
         clip = read_quietly(reader, wanted)
@@ -301,16 +309,21 @@ def test_timestamps_follow_the_packets(ref: Reference) -> None:
     assert np.all(np.diff(ts) > 0)
 
 
-def test_timestamps_are_on_the_players_clock(ref: Reference, request) -> None:
-    """timestamp = pts * time_base - container start time; start_time is in microseconds, so
-    the tolerance is one microsecond."""
-    if ref.name in ORIGIN_BUG:
-        known_bug(request, ORIGIN_REASON)
-    start = (ref.start_time or 0) / 1e6
-    expected = np.array([float(p * ref.time_base) - start for p in ref.pts.tolist()])
+def test_timestamps_are_on_the_players_clock(ref: Reference) -> None:
+    """timestamp = pts * time_base - the container's start (the earliest start of any stream).
+
+    Against FFmpeg's ``container.start_time`` (rounded to microseconds) to 1 us; against the
+    exact earliest stream start to 1e-9 s (see ORIGIN_FILES)."""
     with VideoReader(ref.path) as reader:
         ts = reader.timeline.timestamps
+    start = (ref.start_time or 0) / 1e6
+    expected = np.array([float(p * ref.time_base) - start for p in ref.pts.tolist()])
     assert np.allclose(ts, expected, rtol=0, atol=1e-6)
+    origin = min(ref.stream_starts)
+    exact = np.array([float(p * ref.time_base - origin) for p in ref.pts.tolist()])
+    assert np.allclose(ts, exact, rtol=0, atol=1e-9)
+    if ref.name in ORIGIN_FILES:  # the video stream starts the file: its first frame is at 0
+        assert ts[0] == pytest.approx(0.0, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +369,9 @@ def test_vfr_timestamps_are_the_pts(assets: Path, manifest: dict) -> None:
     path = assets / "video" / "fire2.mp4"
     info = probe(path)
     assert info.duration == pytest.approx(2.38, abs=0.01)
-    assert info.avg_fps == pytest.approx(float(Fraction(manifest["video"]["video/fire2.mp4"]["avg"])))
+    assert info.avg_fps == pytest.approx(
+        float(Fraction(manifest["video"]["video/fire2.mp4"]["avg"]))
+    )
     assert info.avg_fps == pytest.approx(10.505, abs=1e-3)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -488,17 +503,15 @@ def test_rotation_with_resize(tmp_path: Path) -> None:
     assert read_frames(path, [1], size=8).frames.shape == (1, 16, 8, 3)
 
 
-@pytest.mark.xfail(
-    reason="video.py VideoReader._empty (l.665-667) ignores rotation: read([]) on a 90-degree "
-    "video gives shape (0, 16, 32, 3) while its frames are (32, 16, 3)",
-    strict=True,
-)
 def test_empty_read_of_rotated_video_has_the_frame_shape(tmp_path: Path) -> None:
-    """An empty clip's frames array has the shape real frames have (here, rotated)."""
+    """An empty clip's frames array has the shape real frames have (here, rotated; a regression:
+    VideoReader._empty once ignored rotation and gave (0, 16, 32, 3))."""
     path = tmp_path / "rot90.mp4"
     write_two_colour_video(path, 90)
     assert read_frames(path, [1]).frames.shape[1:] == (32, 16, 3)
     assert read_frames(path, []).frames.shape == (0, 32, 16, 3)
+    assert read_frames(path, [], size=(48, 80)).frames.shape == (0, 48, 80, 3)
+    assert read_frames(path, [], size=8).frames.shape == (0, 16, 8, 3)
 
 
 def test_empty_read_of_plain_video(assets: Path) -> None:
@@ -518,13 +531,8 @@ def test_empty_read_of_plain_video(assets: Path) -> None:
         ("balle-jbart.mp4", 100, 140, 3),
         ("fire2.mp4", 0, None, 4),
         ("diver.mov", 340, 400, 2),
-        pytest.param(
-            "movie-hello.mpeg",
-            236,
-            None,
-            2,
-            marks=pytest.mark.xfail(reason=LAST_GOP_REASON, strict=True),
-        ),
+        ("movie-hello.mpeg", 242, None, 2),  # the last GOP of an MPEG-PS file
+        ("cockatoo.mp4", 150, 170, 5),  # a fresh reader's first decode seeks: COLD_SEEK_FILES
     ],
 )
 def test_iter_frames(assets: Path, name: str, start: int, stop: int | None, every: int) -> None:
@@ -551,31 +559,36 @@ def test_iter_frames(assets: Path, name: str, start: int, stop: int | None, ever
 
 
 # --------------------------------------------------------------------------------------------
-# Seeking into the last GOP, isolated
+# Seeking into the last GOP of MPEG-PS files: FFmpeg's seek to the last keyframe lands past every
+# decodable packet there, and the reader must step back a keyframe (a regression seen once).
+
+LAST_GOP_FILES = ["cityCC0.mpg", "movie-hello.mpeg"]
 
 
-@pytest.mark.xfail(reason=LAST_GOP_REASON, strict=True)
-@pytest.mark.parametrize("name", sorted(LAST_GOP_BUG))
+@pytest.mark.parametrize("name", LAST_GOP_FILES)
 def test_each_frame_of_the_last_gop_reads_alone(assets: Path, name: str) -> None:
     path = assets / "video" / name
     with VideoReader(path) as reader:
         tl = reader.timeline
         last_key = int(tl.keyframes[-1])
-        missing = []
-        for i in range(last_key, len(tl)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                clip = reader.read([i])
-            if clip.indices.tolist() != [i]:
-                missing.append(i)
-    assert missing == []
+        wanted = list(range(last_key, len(tl)))
+        got = {}
+        for i in wanted:
+            clip = read_quietly(reader, [i])
+            assert clip.indices.tolist() == [i]
+            got[i] = clip.frames[0]
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in got:
+                assert np.array_equal(got[i], frame.to_ndarray(format="rgb24")), f"frame {i}"
+    assert len(got) == len(wanted) > 0
 
 
-@pytest.mark.xfail(reason=LAST_GOP_REASON, strict=True)
 def test_uniform_sample_reaches_the_last_gop(assets: Path) -> None:
     """uniform(16) on movie-hello.mpeg: its last target (frame 241) lies in the last GOP."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         clip = sample(assets / "video" / "movie-hello.mpeg", uniform(16))
     assert len(clip) == 16
-    assert clip.truncated is False
+    assert clip.indices[-1] >= 240
+    assert clip.truncated is False and clip.exhausted is False
