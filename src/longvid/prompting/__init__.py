@@ -1,4 +1,20 @@
 """Stage 5: prompt assembly: text, per-frame visual tokens, subtitles and timestamps
-interleaved under a chat template, checked against the context window. Filled in by the
-model-core and MiniGPT4-Video issues.
+interleaved under a chat template, checked against the context window.
+
+- `longvid.prompting.templates`: chat templates as data (`ChatTemplate`, the `TEMPLATES`
+  registry: ``chatml``/``qwen_1_5`` of LongVA, ``vicuna_v1`` of LLaMA-VID, MiniGPT4-Video's
+  ``[INST]`` variants) and `render` / `render_parts`.
+- `longvid.prompting.prompt`: the `Prompt` value (segments `Text`, `Visual`, `Subtitle`,
+  `TimeMark`), `build_video_prompt` (one placeholder for the whole video by default; optional
+  per-frame "frame at 12.5 s:" marks and subtitles), and `assemble`, which tokenizes the text
+  pieces the way the references' ``tokenizer_image_token`` does, splices the visual rows in and
+  gives ``inputs_embeds`` / ``attention_mask`` / ``input_ids`` (-200 at visual rows), raising
+  `longvid.errors.ContextOverflowError` or dropping frames (``fit="drop_frames"``,
+  `frames_that_fit`) when the prompt does not fit the context.
+- `longvid.prompting.tokenizer`: `byte_level_tokenizer`, an offline transformers tokenizer (one
+  token per byte plus special tokens, vocabulary under 300) for the tiny test models.
+- `longvid.prompting.longva_sequence`: the reference's batched ``-200`` splice
+  (``prepare_inputs_labels_for_multimodal``) for the LongVA parity vectors.
+
+The submodules are not imported here, so ``import longvid.prompting`` stays cheap.
 """
