@@ -20,6 +20,7 @@ from rich.table import Table
 
 from longvid.errors import LongvidError, SamplingError
 from longvid.io.video import SAMPLERS, Clip, get_sampler, probe, sample
+from longvid.io.video import fps as fps_default
 from longvid.viz import format_time, save_contact_sheet
 
 app = typer.Typer(
@@ -82,15 +83,20 @@ def _sampler_args(name: str, **given: object) -> dict[str, object]:
     return chosen
 
 
-def _decode_with_progress(video: Path, sampler_name: str, args: dict, **kw: object) -> Clip:
-    with Progress(
-        TextColumn("[bold]decoding[/] {task.description}"),
+def _progress_bar(verb: str) -> Progress:
+    """A transient bar on stderr, so ``--json`` output on stdout stays clean."""
+    return Progress(
+        TextColumn(f"[bold]{verb}[/] {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
-    ) as bar:
+    )
+
+
+def _decode_with_progress(video: Path, sampler_name: str, args: dict, **kw: object) -> Clip:
+    with _progress_bar("decoding") as bar:
         task = bar.add_task(video.name, total=None)
 
         def report(done: int, total: int) -> None:
@@ -168,6 +174,85 @@ def frames_command(
     out.print(f"{len(clip)} frames of {w}x{h}")
     if written is not None:
         out.print(f"contact sheet: [bold]{written}[/]")
+
+
+@app.command("ask")
+def ask_command(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    question: Annotated[str, typer.Argument(help="What to ask about the video.")],
+    model: Annotated[
+        str, typer.Option(help="A registered model name or a checkpoint directory.")
+    ] = "tiny-longva",
+    sampler: Annotated[str, typer.Option(help=f"Sampler: {', '.join(SAMPLERS)}.")] = "fps",
+    frames: Annotated[
+        int, typer.Option(help="Most frames (fps: max_frames; uniform-style samplers: n).")
+    ] = 32,
+    rate: Annotated[float | None, typer.Option(help="Frames per second (fps).")] = None,
+    compressor: Annotated[
+        str | None, typer.Option(help="Override the model's compressor (none, longva).")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 64,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", help="Put 'frame at 12.5 s:' before each frame.")
+    ] = False,
+    drop_frames: Annotated[
+        bool,
+        typer.Option("--drop-frames", help="Drop frames evenly if the prompt would overflow."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Answer a question about a video; shows the frames used and the visual token count."""
+    from longvid.generate import generate, load_model
+
+    try:
+        sampler_args: dict[str, object] = {"rate": rate} if rate is not None else {}
+        if sampler == "fps":
+            sampler_args["max_frames"] = frames
+        elif "n" in inspect.signature(SAMPLERS.get(sampler, fps_default)).parameters:
+            sampler_args["n"] = frames
+        chosen = get_sampler(sampler, **_sampler_args(sampler, **sampler_args))
+        loaded = load_model(model)
+        if not loaded.config.trained and not as_json:
+            err.print(
+                f"[yellow]note:[/] {model} has untrained (random) weights: its answers are noise"
+            )
+        stream = None if as_json else (lambda piece: out.print(piece, end="", highlight=False))
+        with _progress_bar("encoding") as bar:
+            task = bar.add_task(video.name, total=None)
+
+            def report(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+                if done >= total:
+                    bar.stop()  # the answer streams next, on the same terminal
+
+            answer = generate(
+                loaded,
+                video,
+                question,
+                chosen,
+                max_new_tokens=max_new_tokens,
+                timestamps=timestamps,
+                fit="drop_frames" if drop_frames else "error",
+                compressor=compressor,
+                on_text=stream,
+                progress=report,
+            )
+    except LongvidError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(answer.__dict__, indent=2))
+        return
+    out.print()
+    times = ", ".join(format_time(t) for t in answer.timestamps)
+    out.print(f"[bold]frames[/] ({len(answer.frames)}): {times}", highlight=False)
+    out.print(
+        f"[bold]tokens[/]: {answer.visual_tokens} visual, {answer.prompt_tokens} in the prompt, "
+        f"{answer.new_tokens} generated"
+    )
+    if answer.note:
+        out.print(f"[yellow]{answer.note}[/]")
+    if not answer.trained:
+        out.print("[yellow]untrained model: the answer above is noise[/]")
 
 
 def main() -> None:
