@@ -1,7 +1,7 @@
-"""Stage 3: visual token compressors, one file per paper.
+"""Stage 3: visual token compressors, one file per paper, behind one registry.
 
-`none`, `longva` (2x2 pooling, LongVA), `llamavid` (context + content tokens, LLaMA-VID),
-`ppllava` (prompt-guided 3-D pooling, PPLLaVA), `minigpt4video` (1x4 merge, MiniGPT4-Video);
-each returns visual tokens with the time of the frame each came from. Filled in by the
-compressor issues.
+`registry`: `get_compressor(name, params)` and the `CompressedVideo` every compressor returns
+(tokens with the frame and time each came from). `none` keeps every patch token; `longva`
+(`longva.py`: LongVA's 2x2 pooling and UniRes merge). LLaMA-VID, PPLLaVA and MiniGPT4-Video
+join as their own files.
 """

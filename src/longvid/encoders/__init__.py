@@ -1,5 +1,7 @@
-"""Stage 2: vision towers (CLIP / SigLIP / EVA-style via transformers) that turn frames into
-patch features `(T, h, w, D)`, with the on-disk feature cache shared by every compressor.
+"""Stage 2: from frames to what a vision tower eats.
 
-Filled in by the model-core issue; nothing lives here yet.
+`anyres`: LLaVA-NeXT / LongVA image geometry (best grid resolution, resize-and-pad, crops) and
+CLIP preprocessing through transformers' image processor, for images (anyres, pad) and video
+frames. The towers themselves are transformers modules owned by `longvid.models.LongVideoLM`
+(`encode_images` batches frames through them in chunks).
 """

@@ -31,15 +31,14 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from longvid.prompting.prompt import IMAGE_TOKEN_INDEX
+
 __all__ = [
     "IGNORE_INDEX",
     "IMAGE_TOKEN_INDEX",
     "MultimodalSequence",
     "assemble_multimodal_sequence",
 ]
-
-IMAGE_TOKEN_INDEX = -200
-"""The placeholder id ``tokenizer_image_token`` puts where ``<image>`` was."""
 
 IGNORE_INDEX = -100
 """Label of positions the loss ignores (visual tokens and padding)."""

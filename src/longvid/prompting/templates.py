@@ -34,7 +34,7 @@ one at all). MiniGPT4-Video's literal ``<s>`` is text of its template, as in the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from longvid.errors import ConfigError
 
@@ -121,31 +121,18 @@ _MINIGPT4VIDEO = ChatTemplate(
     source="MiniGPT4-Video inference_prompt (shared/parity/minigpt4video/README.md §3)",
 )
 
-_MINIGPT4VIDEO_EVAL = ChatTemplate(
+_MINIGPT4VIDEO_EVAL = replace(
+    _MINIGPT4VIDEO,
     name="minigpt4video_eval",
-    system="",
     user_prefix="<s>[INST]  ",
-    user_suffix=" [/INST]",
-    assistant_prefix="",
-    stop_strings=("</s>",),
-    placeholder="<ImageHere>",
-    frame_prefix="<Img>",
-    per_frame=True,
-    subtitle_format="<Cap>{text} ",
     source="MiniGPT4-Video eval_prompt (shared/parity/minigpt4video/README.md §3)",
 )
 
-_MINIGPT4VIDEO_TRAIN = ChatTemplate(
+_MINIGPT4VIDEO_TRAIN = replace(
+    _MINIGPT4VIDEO,
     name="minigpt4video_train",
-    system="",
     user_prefix="[INST] ",
     user_suffix="[/INST]",
-    assistant_prefix="",
-    stop_strings=("</s>",),
-    placeholder="<ImageHere>",
-    frame_prefix="<Img>",
-    per_frame=True,
-    subtitle_format="<Cap>{text} ",
     source="MiniGPT4-Video train_prompt (shared/parity/minigpt4video/README.md §3)",
 )
 
