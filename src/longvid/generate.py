@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from longvid.compressors.registry import get_compressor
+from longvid.compressors.registry import build_compressor
 from longvid.encoders.anyres import preprocess_video
 from longvid.io.video import Sampler, fps, sample
 from longvid.models.modeling import LongVideoLM
@@ -120,8 +120,9 @@ def generate(
 ) -> Answer:
     """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
 
-    ``sampler`` defaults to ``fps(1.0, max_frames=32)``. ``compressor`` overrides the model
-    config's (a registry name with default parameters). ``timestamps=True`` puts "frame at
+    ``sampler`` defaults to ``fps(1.0, max_frames=32)``. ``compressor`` replaces the model's
+    compressor with a freshly built one of that name (default parameters; a compressor with
+    weights then has random ones). ``timestamps=True`` puts "frame at
     12.5 s:" before each frame's tokens. ``fit="drop_frames"`` drops frames evenly when the
     prompt would not fit the context (else `ContextOverflowError`). ``progress(done, total)``
     follows the vision tower over the frames.
@@ -135,15 +136,16 @@ def generate(
     clock = time.perf_counter()
     pixels = preprocess_video(clip.frames, config.image_processing.image_processor())
     features = model.encode_images(pixels, chunk_size=chunk_size, progress=progress)
-    projected = model.project(features)
     timings["encode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if compressor is None:
-        compress = get_compressor(config.compressor.name, config.compressor.params)
+    if compressor is not None and compressor != config.compressor.name:
+        other = build_compressor(compressor, {}, model.compressor.dims).to(model.device)
+        compressed = other(
+            features, projector=model.project, frame_times=clip.timestamps, question=question
+        )
     else:
-        compress = get_compressor(compressor)
-    compressed = compress(projected, config.patches_per_side, clip.timestamps)
+        compressed = model.compress(features, clip.timestamps, question)
     timings["compress"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

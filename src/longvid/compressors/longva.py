@@ -39,15 +39,18 @@ Row 3 (no single-crop pinpoint) and row 4 (the ``ceil`` overshoot) are in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor
 
+from longvid.compressors.registry import CompressedVideo, Compressor, ModelDims, per_frame_tokens
 from longvid.errors import ConfigError
 
 __all__ = [
+    "LongVACompressor",
     "LongVAPoolConfig",
     "merge_visual_item",
     "pool_2d",
@@ -209,3 +212,28 @@ def merge_visual_item(
             )
         return features[0]
     return unires_merge(features, grid, patches_per_side)
+
+
+class LongVACompressor(Compressor):
+    """``longva``: project every patch, then pool each frame 2x2 (144 tokens per 336-px frame).
+
+    No weights of its own: the model's projector runs first, as in the reference.
+    """
+
+    name = "longva"
+
+    def __init__(self, dims: ModelDims, config: LongVAPoolConfig | None = None) -> None:
+        super().__init__(dims)
+        self.config = config or LongVAPoolConfig()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], dims: ModelDims) -> LongVACompressor:
+        """From ``compressor.params`` of a model config (``stride``, ``mode``)."""
+        try:
+            return cls(dims, LongVAPoolConfig(**params))
+        except TypeError as exc:
+            raise ConfigError(f"compressor 'longva': {exc}") from exc
+
+    def forward(self, features, *, projector, frame_times, question=None) -> CompressedVideo:
+        pooled = pool_video_tokens(projector(features), self.dims.patches_per_side, self.config)
+        return per_frame_tokens(pooled, frame_times)

@@ -1,10 +1,13 @@
 """The compressor registry: every paper's compressor behind one call and one output shape.
 
-A compressor takes a video's projected per-frame tokens ``(T, P, D)`` (P = patches per frame,
-row-major) and returns a `CompressedVideo`: the visual tokens ``(N, D)`` and, for each, the frame
-it came from, so prompting, plots and the server never care which paper made them (DESIGN.md,
-"The values that travel"). Adding a paper = one file in this package and one line in
-`COMPRESSORS`.
+A compressor is an ``nn.Module`` owned by `longvid.models.LongVideoLM` (so any weights it has
+are saved and loaded with the model). It takes a video's vision features ``(T, P, Dv)`` (P patch
+tokens per frame, row-major, *before* the projector) and returns a `CompressedVideo`: the visual
+tokens ``(N, D_text)`` and, for each, the frame it came from, plus an optional per-frame
+relevance to the question, so prompting, plots and the server never care which paper made
+them (DESIGN.md, "The values that travel"). Each compressor decides whether the model's
+projector runs (LongVA projects then pools; LLaMA-VID, PPLLaVA and MiniGPT4-Video bring their
+own projections). Adding a paper = one file in this package and one entry in `COMPRESSORS`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from longvid.compressors.longva import LongVAPoolConfig, pool_video_tokens
 from longvid.errors import ConfigError
 
-__all__ = ["COMPRESSORS", "CompressedVideo", "Compressor", "get_compressor"]
+__all__ = [
+    "COMPRESSORS",
+    "CompressedVideo",
+    "Compressor",
+    "ModelDims",
+    "build_compressor",
+    "per_frame_tokens",
+]
 
 
 @dataclass
@@ -28,64 +37,101 @@ class CompressedVideo:
     """Visual tokens ready for the prompt, with the frame and time each came from.
 
     ``tokens_per_frame[t]`` tokens belong to frame t, in frame order; ``times`` are seconds.
+    ``relevance``: optional ``(T,)`` or ``(T, h, w)`` scores of each frame (or patch) for the
+    question, for relevance plots; compressors that compute none leave it None.
     """
 
     tokens: Tensor
     frame_of_token: Tensor
     times: Tensor
     tokens_per_frame: list[int]
+    relevance: Tensor | None = None
 
     @property
     def n_tokens(self) -> int:
         return int(self.tokens.shape[0])
 
 
-Compressor = Callable[[Tensor, int, np.ndarray], CompressedVideo]
-"""``compressor(frame_tokens (T, P, D), patches_per_side, frame_times (T,)) -> CompressedVideo``."""
+@dataclass(frozen=True)
+class ModelDims:
+    """What a compressor needs to know of the model it sits in."""
+
+    vision_width: int
+    text_width: int
+    patches_per_side: int
 
 
-def _per_frame(tokens: Tensor, frame_times: np.ndarray) -> CompressedVideo:
-    """Flatten ``(T, n, D)`` frame-major and label every token with its frame."""
+class Compressor(nn.Module):
+    """Base class: ``forward(features, *, projector, frame_times, question) -> CompressedVideo``.
+
+    ``features``: ``(T, P, Dv)`` vision features; ``projector``: the model's vision-to-text
+    projector (use it or not); ``frame_times``: ``(T,)`` seconds; ``question``: the user's
+    text, for compressors guided by it (None when there is none).
+    """
+
+    name = "base"
+
+    def __init__(self, dims: ModelDims) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(
+        self,
+        features: Tensor,
+        *,
+        projector: nn.Module,
+        frame_times: np.ndarray | Tensor,
+        question: str | None = None,
+    ) -> CompressedVideo:
+        raise NotImplementedError
+
+
+def per_frame_tokens(
+    tokens: Tensor, frame_times: np.ndarray | Tensor, relevance: Tensor | None = None
+) -> CompressedVideo:
+    """Flatten ``(T, n, D)`` frame-major tokens and label each with its frame and time."""
     frames, per_frame, dim = tokens.shape
     frame_of_token = torch.arange(frames).repeat_interleave(per_frame)
     times = torch.as_tensor(np.asarray(frame_times, dtype=np.float64))[frame_of_token]
     return CompressedVideo(
-        tokens.reshape(frames * per_frame, dim), frame_of_token, times, [per_frame] * frames
+        tokens.reshape(frames * per_frame, dim),
+        frame_of_token,
+        times,
+        [per_frame] * frames,
+        relevance,
     )
 
 
-def no_compression(params: Mapping[str, Any]) -> Compressor:
-    """``none``: every patch token of every frame, as a plain LLaVA would feed them."""
+class NoCompression(Compressor):
+    """``none``: every projected patch token of every frame, as a plain LLaVA feeds them."""
+
+    name = "none"
+
+    def forward(self, features, *, projector, frame_times, question=None) -> CompressedVideo:
+        return per_frame_tokens(projector(features), frame_times)
+
+
+def _no_params(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
     if params:
         raise ConfigError(f"compressor 'none' takes no parameters, got {sorted(params)}")
-
-    def compress(frame_tokens: Tensor, patches_per_side: int, frame_times: np.ndarray):
-        return _per_frame(frame_tokens, frame_times)
-
-    return compress
+    return NoCompression(dims)
 
 
-def longva(params: Mapping[str, Any]) -> Compressor:
-    """``longva``: LongVA's per-frame 2x2 pooling (144 tokens per 336-px frame)."""
-    try:
-        config = LongVAPoolConfig(**params)
-    except TypeError as exc:
-        raise ConfigError(f"compressor 'longva': {exc}") from exc
+def _longva(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
+    from longvid.compressors.longva import LongVACompressor
 
-    def compress(frame_tokens: Tensor, patches_per_side: int, frame_times: np.ndarray):
-        return _per_frame(pool_video_tokens(frame_tokens, patches_per_side, config), frame_times)
-
-    return compress
+    return LongVACompressor.from_params(params, dims)
 
 
-COMPRESSORS: dict[str, Callable[[Mapping[str, Any]], Compressor]] = {
-    "none": no_compression,
-    "longva": longva,
+COMPRESSORS: dict[str, Callable[[Mapping[str, Any], ModelDims], Compressor]] = {
+    "none": _no_params,
+    "longva": _longva,
 }
+"""Name -> factory ``(params, dims) -> Compressor``; factories import their module lazily."""
 
 
-def get_compressor(name: str, params: Mapping[str, Any] | None = None) -> Compressor:
+def build_compressor(name: str, params: Mapping[str, Any] | None, dims: ModelDims) -> Compressor:
     """Build the named compressor with its parameters; `ConfigError` names what is wrong."""
     if name not in COMPRESSORS:
         raise ConfigError(f"unknown compressor {name!r} (known: {', '.join(COMPRESSORS)})")
-    return COMPRESSORS[name](dict(params or {}))
+    return COMPRESSORS[name](dict(params or {}), dims)

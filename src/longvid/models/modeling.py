@@ -34,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from longvid.compressors.registry import CompressedVideo, ModelDims, build_compressor
 from longvid.errors import CheckpointError, ConfigError
 from longvid.models.config import CONFIG_NAME, LongVideoConfig
 
@@ -94,6 +95,11 @@ class LongVideoLM(nn.Module):
             config.projector, vision_config.hidden_size, text_config.hidden_size
         )
         self.language_model = AutoModelForCausalLM.from_config(text_config)
+        self.compressor = build_compressor(
+            config.compressor.name,
+            config.compressor.params,
+            ModelDims(vision_config.hidden_size, text_config.hidden_size, config.patches_per_side),
+        )
         self.tokenizer: Any = None
 
     # -- the pieces of the pipeline ----------------------------------------------------------
@@ -159,6 +165,16 @@ class LongVideoLM(nn.Module):
         """Vision features ``(..., D_vision)`` -> LLM embeddings ``(..., D_text)``, per token."""
         weight = next(self.projector.parameters())
         return self.projector(features.to(weight.device, weight.dtype))
+
+    @torch.no_grad()
+    def compress(
+        self, features: Tensor, frame_times: Any, question: str | None = None
+    ) -> CompressedVideo:
+        """Vision features ``(T, P, Dv)`` -> the visual tokens of the prompt, through the
+        configured compressor (which runs the projector where its paper does)."""
+        return self.compressor(
+            features, projector=self.project, frame_times=frame_times, question=question
+        )
 
     def embed_tokens(self, input_ids: Tensor) -> Tensor:
         """The language model's input embedding of ``input_ids`` (ids must be in the vocab)."""
