@@ -23,6 +23,8 @@ demo: $(STAMP)
 	$(BIN)/longvid probe $(DEMO_VIDEO)
 	$(BIN)/longvid frames $(DEMO_VIDEO) --sampler fps --rate 0.5 --max 32 --size 360 --out $(DEMO_SHEET)
 	@echo "The contact sheet of the sampled frames is at $(abspath $(DEMO_SHEET))"
+	# The whole pipeline on the tiny random LongVA until the trained default model lands.
+	$(BIN)/longvid ask $(DEMO_VIDEO) "What happens in this video?" --model tiny-longva --frames 16 --max-new-tokens 16
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
