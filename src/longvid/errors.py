@@ -39,6 +39,11 @@ class SubtitleError(LongvidError):
     """A subtitle file cannot be read: unknown format, broken timestamps, undecodable text."""
 
 
+class SpeechError(LongvidError):
+    """Speech cannot be transcribed: the file has no audio track, the audio does not decode,
+    or the speech model is missing or fails its checksum."""
+
+
 class ConfigError(LongvidError):
     """A configuration (file or object) is malformed or names something that does not exist."""
 

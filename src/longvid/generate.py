@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from longvid.compressors.registry import build_compressor
 from longvid.encoders.anyres import preprocess_video
+from longvid.io.subtitles import Subtitles
 from longvid.io.video import Sampler, fps, sample
 from longvid.models.modeling import LongVideoLM
 from longvid.models.registry import create_model, list_configs
@@ -56,6 +58,16 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     dropped_frames: list[int] = field(default_factory=list)
     note: str | None = None
+    relevance: list[float] | None = None
+    """Per *sampled* frame (at ``relevance_times``; a compressor that pools frames together
+    may put no tokens of its own on some of them, so they need not all be in ``frames``): the
+    compressor's relevance to the question (PPLLaVA: the best patch's CLIP cosine with the
+    question); None when the compressor computes none."""
+    relevance_times: list[float] | None = None
+    prompt_layout: str | None = None
+    """The assembled prompt, text verbatim and each frame's tokens as ``[frame k @ t s: n
+    tokens]`` (`longvid.prompting.minigpt4video.describe_layout`; ``longvid ask
+    --show-prompt``)."""
 
 
 def load_model(name_or_dir: str | os.PathLike[str]) -> LongVideoLM:
@@ -117,6 +129,10 @@ def generate(
     chunk_size: int = 16,
     on_text: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    subtitles: str | os.PathLike[str] | Subtitles | None = None,
+    alignment: str = "longvid",
+    fit_frames: bool = False,
+    preset: str | None = None,
 ) -> Answer:
     """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
 
@@ -126,11 +142,45 @@ def generate(
     12.5 s:" before each frame's tokens. ``fit="drop_frames"`` drops frames evenly when the
     prompt would not fit the context (else `ContextOverflowError`). ``progress(done, total)``
     follows the vision tower over the frames.
+
+    ``subtitles`` (a subtitle file, loaded `Subtitles`, or ``"auto"`` where
+    `longvid.io.speech` is installed) are interleaved MiniGPT4-Video style: each frame followed
+    by the text said since the previous one, in the template's subtitle format, capped at a
+    quarter of the context in tokens of the model's tokenizer. ``alignment`` picks the frames
+    and captions (`longvid.io.subtitle_alignment`: ``"longvid"``, the default, uses
+    ``sampler``; a ``"minigpt4video-*"`` reference path replaces it). ``fit_frames=True``
+    replaces the sampler by ``uniform(N)`` with N from `longvid.prompting.budget.
+    frames_for_budget` (the context, the compressor's tokens per frame, the prompt text, the
+    subtitle budget and ``max_new_tokens``), so any video fits any model. ``preset`` names a
+    decoding preset (`longvid.prompting.minigpt4video.GENERATION_PRESETS`); the default is the
+    template's (MiniGPT4-Video: greedy with ``repetition_penalty=1.5``), else greedy.
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     config = model.config
-    clip = sample(video, sampler or fps(1.0, max_frames=32))
+    subs = _load_subtitles(video, subtitles)
+    captions: list[str | None] | None = None
+    if alignment != "longvid":
+        from longvid.io.subtitle_alignment import align_video
+
+        llm = "mistral" if config.language_model.get("model_type") == "mistral" else "llama2"
+        clip, aligned = align_video(video, subs, alignment, llm=llm)
+        captions = aligned.captions
+    else:
+        if fit_frames:
+            sampler = _fitted_sampler(
+                model, video, question, subs, max_new_tokens, compressor, timestamps
+            )
+        clip = sample(video, sampler or fps(1.0, max_frames=32))
+        if subs is not None:
+            from longvid.io.subtitle_alignment import align_captions
+
+            captions = align_captions(
+                subs,
+                clip.timestamps,
+                token_budget=_subtitle_budget(model, subs),
+                tokenizer=model.tokenizer,
+            )
     timings["decode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -150,9 +200,21 @@ def generate(
 
     clock = time.perf_counter()
     template = get_template(config.chat_template)
-    prompt = build_video_prompt(
-        template, question, clip.timestamps.tolist(), compressed.tokens_per_frame, timestamps
-    )
+    if captions is not None:
+        from longvid.prompting.minigpt4video import build_interleaved_prompt
+
+        prompt = build_interleaved_prompt(
+            template,
+            question,
+            clip.timestamps.tolist(),
+            compressed.tokens_per_frame,
+            captions,
+            timestamps=timestamps,
+        )
+    else:
+        prompt = build_video_prompt(
+            template, question, clip.timestamps.tolist(), compressed.tokens_per_frame, timestamps
+        )
     assembled = assemble(
         prompt,
         model.tokenizer,
@@ -169,15 +231,19 @@ def generate(
     tokenizer = model.tokenizer
     stop_ids = [tokenizer.convert_tokens_to_ids(s) for s in template.stop_strings]
     stop_ids = [i for i in stop_ids if isinstance(i, int) and i != tokenizer.unk_token_id]
-    output = model.language_model.generate(
-        inputs_embeds=assembled.inputs_embeds,
-        attention_mask=assembled.attention_mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        eos_token_id=stop_ids or tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        streamer=_TextStreamer(tokenizer, on_text) if on_text is not None else None,
-    )
+    with warnings.catch_warnings():
+        # The prompt is embeddings only, so a repetition penalty (MiniGPT4-Video's preset)
+        # sees the generated tokens alone, exactly as in the reference: not worth a warning.
+        warnings.filterwarnings("ignore", message="Passing `repetition_penalty`")
+        output = model.language_model.generate(
+            inputs_embeds=assembled.inputs_embeds,
+            attention_mask=assembled.attention_mask,
+            max_new_tokens=max_new_tokens,
+            **_preset_kwargs(preset, config.chat_template),
+            eos_token_id=stop_ids or tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            streamer=_TextStreamer(tokenizer, on_text) if on_text is not None else None,
+        )
     new_ids = output[0]
     text = tokenizer.decode(new_ids, skip_special_tokens=True)
     timings["generate"] = time.perf_counter() - clock
@@ -194,4 +260,113 @@ def generate(
         timings=timings,
         dropped_frames=[int(clip.indices[k]) for k in assembled.dropped_frames],
         note=assembled.note,
+        relevance=_frame_relevance(compressed.relevance),
+        relevance_times=None if compressed.relevance is None else clip.timestamps.tolist(),
+        prompt_layout=_describe(assembled.prompt),
     )
+
+
+def _frame_relevance(relevance: torch.Tensor | None) -> list[float] | None:
+    """One score per sampled frame: ``(T,)`` as is, ``(T, ...)`` by its maximum over patches."""
+    if relevance is None:
+        return None
+    per_frame = relevance.detach().float().reshape(relevance.shape[0], -1).amax(dim=1)
+    return [float(v) for v in per_frame]
+
+
+# --------------------------------------------------------------------------------------------
+# Subtitles, frame budget and decoding preset (MiniGPT4-Video, usable by every model)
+
+
+def _load_subtitles(
+    video: str | os.PathLike[str], subtitles: str | os.PathLike[str] | Subtitles | None
+) -> Subtitles | None:
+    """Loaded subtitles, or None; ``"auto"`` goes to `longvid.io.speech` when it exists."""
+    if subtitles is None or isinstance(subtitles, Subtitles):
+        return subtitles
+    if str(subtitles) == "auto":
+        import importlib.util
+
+        if importlib.util.find_spec("longvid.io.speech") is None:
+            from longvid.errors import ConfigError
+
+            raise ConfigError("--subtitles auto needs longvid.io.speech, which is not installed")
+        from longvid.io.speech import subtitles_for
+
+        return subtitles_for(video, "auto")
+    from longvid.io.subtitles import load_subtitles
+
+    return load_subtitles(subtitles)
+
+
+def _count_tokens(model: LongVideoLM, text: str) -> int:
+    return len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _subtitle_budget(model: LongVideoLM, subs: Subtitles | None) -> int:
+    """Tokens of all subtitle text (as the template writes it), capped at a quarter of the
+    context; 0 without subtitles."""
+    if subs is None or not len(subs):
+        return 0
+    fmt = get_template(model.config.chat_template).subtitle_format
+    text = "".join(fmt.format(text=" ".join(c.text.split()), time=c.start) for c in subs.cues)
+    return min(_count_tokens(model, text), model.config.context_length // 4)
+
+
+def _fitted_sampler(
+    model: LongVideoLM,
+    video: str | os.PathLike[str],
+    question: str,
+    subs: Subtitles | None,
+    max_new_tokens: int,
+    compressor: str | None,
+    timestamps: bool = False,
+) -> Sampler:
+    """``uniform(N)`` with N = `frames_for_budget` of this model, question and subtitles."""
+    from longvid.io.video import probe, uniform
+    from longvid.prompting.budget import frames_for_budget
+    from longvid.prompting.prompt import TIME_MARK_FORMAT
+    from longvid.prompting.templates import render_parts
+
+    config = model.config
+    active = model.compressor
+    if compressor is not None and compressor != config.compressor.name:
+        active = build_compressor(compressor, {}, model.compressor.dims).to(model.device)
+    width = model.vision_tower.config.hidden_size
+    probe_features = torch.zeros(1, model.tokens_per_image, width, device=model.device)
+    per_frame = active(
+        probe_features, projector=model.project, frame_times=np.zeros(1), question=question
+    ).tokens_per_frame[0]
+    template = get_template(config.chat_template)
+    before, after = render_parts(template, question)
+    marks = TIME_MARK_FORMAT.format(seconds=99999.9) if timestamps else ""
+    n = frames_for_budget(
+        config.context_length,
+        max(1, per_frame),
+        _subtitle_budget(model, subs),
+        max_new_tokens,
+        prompt_tokens=_count_tokens(model, before + after) + 1,
+        per_frame_text_tokens=_count_tokens(model, template.frame_prefix + marks),
+        max_frames=probe(video, count_frames=False).frame_count or None,
+    )
+    return uniform(n)
+
+
+def _preset_kwargs(preset: str | None, chat_template: str) -> dict:
+    from longvid.prompting.minigpt4video import GENERATION_PRESETS
+
+    if preset is None:
+        preset = "minigpt4video" if chat_template.startswith("minigpt4video") else "greedy"
+    if preset not in GENERATION_PRESETS:
+        from longvid.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown generation preset {preset!r} (known: {', '.join(GENERATION_PRESETS)})"
+        )
+    return GENERATION_PRESETS[preset].kwargs()
+
+
+def _describe(prompt) -> str:
+    from longvid.prompting.minigpt4video import describe_layout
+
+    return describe_layout(prompt)

@@ -123,9 +123,30 @@ def _longva(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
     return LongVACompressor.from_params(params, dims)
 
 
+def _llamavid(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
+    from longvid.compressors.llamavid import LlamaVidCompressor
+
+    return LlamaVidCompressor.from_params(params, dims)
+
+
+def _minigpt4video(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
+    from longvid.compressors.minigpt4video import MiniGPT4VideoCompressor
+
+    return MiniGPT4VideoCompressor.from_params(params, dims)
+
+
+def _ppllava(params: Mapping[str, Any], dims: ModelDims) -> Compressor:
+    from longvid.compressors.ppllava import PPLLaVACompressor
+
+    return PPLLaVACompressor.from_params(params, dims)
+
+
 COMPRESSORS: dict[str, Callable[[Mapping[str, Any], ModelDims], Compressor]] = {
     "none": _no_params,
     "longva": _longva,
+    "llamavid": _llamavid,
+    "minigpt4video": _minigpt4video,
+    "ppllava": _ppllava,
 }
 """Name -> factory ``(params, dims) -> Compressor``; factories import their module lazily."""
 

@@ -15,6 +15,10 @@ interleaved under a chat template, checked against the context window.
   token per byte plus special tokens, vocabulary under 300) for the tiny test models.
 - `longvid.prompting.longva_sequence`: the reference's batched ``-200`` splice
   (``prepare_inputs_labels_for_multimodal``) for the LongVA parity vectors.
+- `longvid.prompting.minigpt4video`: MiniGPT4-Video's interleaved frame / ``<Cap>`` subtitle
+  prompt (`build_interleaved_prompt`, `describe_layout`), the reference's batched inference and
+  training assembly (left / right padding, both truncation rules) and its generation preset.
+- `longvid.prompting.budget`: `frames_for_budget`, the frame count that fits a context window.
 
 The submodules are not imported here, so ``import longvid.prompting`` stays cheap.
 """
