@@ -8,10 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPEECH_STAMP := $(VENV)/.speech
+CORPUS_STAMP := $(VENV)/.corpus
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint bench-decode bench-compressors speech clean
+.PHONY: demo test test-fast lint bench-decode bench-compressors bench-compare speech corpus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,14 @@ $(SPEECH_STAMP): $(STAMP)
 
 speech: $(SPEECH_STAMP)
 
+# The [corpus] extra: Ray Data for `longvid extract` (about 500 MB installed, 15 s), so the
+# test suite exercises the Ray path too.
+$(CORPUS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,corpus]'
+	touch $(CORPUS_STAMP)
+
+corpus: $(CORPUS_STAMP)
+
 demo: $(STAMP) $(SPEECH_STAMP)
 	@test -f $(DEMO_VIDEO) || { echo "demo video $(DEMO_VIDEO) not found: set DEMO_VIDEO=/path/to/video"; exit 1; }
 	$(BIN)/longvid probe $(DEMO_VIDEO)
@@ -42,10 +51,10 @@ demo: $(STAMP) $(SPEECH_STAMP)
 	# Subtitles from speech: Whisper base transcribes a person speaking (cue times in seconds).
 	$(BIN)/python -m longvid.io.speech $(SPEECH_VIDEO) --words
 
-test: $(STAMP) $(SPEECH_STAMP)
+test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) $(SPEECH_STAMP)
+test-fast: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
@@ -58,6 +67,11 @@ bench-decode: $(STAMP)
 
 bench-compressors: $(STAMP)
 	$(BIN)/python benchmarks/compressors.py
+
+# Every registered compressor on the same tiny model, videos, questions and needle grid:
+# tokens, accuracy, prefill time, peak memory -> docs/benchmarks.md and a PNG under docs/.
+bench-compare: $(STAMP)
+	$(BIN)/python benchmarks/compare.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

@@ -321,6 +321,75 @@ def _write_relevance_plot(
     return plot_relevance_timeline(times, relevance, path, title=f"{video.name}: {question}")
 
 
+@app.command("extract")
+def extract_command(
+    videos: Annotated[
+        str, typer.Option("--videos", help="A folder of videos, a glob pattern or one file.")
+    ],
+    features_dir: Annotated[Path, typer.Option("--out", help="The feature cache folder to fill.")],
+    model: Annotated[
+        str, typer.Option(help="A registered model name or a checkpoint directory.")
+    ] = "tiny-longva",
+    sampler: Annotated[str, typer.Option(help=f"Sampler: {', '.join(SAMPLERS)}.")] = "fps",
+    rate: Annotated[float | None, typer.Option(help="Frames per second (fps).")] = 1.0,
+    max_frames: Annotated[
+        int | None, typer.Option("--max", help="Most frames per video (fps: max_frames).")
+    ] = 64,
+    n: Annotated[int | None, typer.Option(help="Frames (uniform-style samplers).")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="A Ray cluster to join (default: a local Ray).")
+    ] = None,
+    cpus: Annotated[int, typer.Option(help="CPUs of the local Ray.")] = 2,
+) -> None:
+    """Encode many videos into the feature cache on Ray Data (resumable; bad files are
+    reported and skipped)."""
+    from longvid.bench.extract import extract_features
+
+    try:
+        is_fps = sampler == "fps"
+        args = _sampler_args(
+            sampler,
+            rate=rate if is_fps else None,
+            max_frames=max_frames if is_fps else None,
+            n=n,
+        )
+        chosen = get_sampler(sampler, **args)
+        with _progress_bar("extracting") as bar:
+            task = bar.add_task("videos", total=None)
+
+            def on_result(result, total: int) -> None:
+                bar.update(task, advance=1, total=total)
+                if result.status == "failed":
+                    err.print(f"[red]failed:[/] {result.error}", highlight=False, soft_wrap=True)
+
+            summary = extract_features(
+                videos,
+                features_dir,
+                model=model,
+                sampler=chosen,
+                address=address,
+                num_cpus=cpus,
+                on_result=on_result,
+            )
+    except LongvidError as exc:
+        _fail(exc)
+    out.print(summary.line(), highlight=False)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _add_bench_app() -> None:
+    """``longvid bench vniah|textniah`` (the NIAH grids live in `longvid.bench.cli`)."""
+    from longvid.bench.cli import bench_app
+    from longvid.bench.qa_cli import register_qa
+
+    register_qa(bench_app)  # ``longvid bench qa`` (video QA, `longvid.bench.qa`)
+    app.add_typer(bench_app, name="bench")
+
+
+_add_bench_app()
+
+
 def main() -> None:
     """Entry point for ``python -m longvid``."""
     app(prog_name="longvid")

@@ -232,3 +232,13 @@ def test_visual_tokens_of_the_sequence_assembly_cases(tiny) -> None:
         ids, mask = c.tokenize(cases["train"]["qformer_prompts"][s])
         got = c.frame_tokens(t[key], ids, mask, tiny.projector)
         _close(got.tokens, t[f"train.visual_tokens.sample{s}"])
+
+
+def test_a_missing_bert_tokenizer_is_a_config_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LONGVID_CACHE", str(tmp_path))
+    comp = LlamaVidCompressor.from_params(
+        {"qformer": {"num_hidden_layers": 1}, "bert_tokenizer": "bert-base-uncased"}, _dims(4)
+    )
+    with pytest.raises(ConfigError, match="nothing is downloaded") as info:
+        comp.tokenize(["what?"])
+    assert str(tmp_path / "models" / "bert-base-uncased") in str(info.value)

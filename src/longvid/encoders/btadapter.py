@@ -92,7 +92,9 @@ class BTAdapterVisionModel(CLIPVisionModel):
 
     ``config`` is a ``CLIPVisionConfig``; ``depth`` (adapter blocks) and ``max_frames``
     (rows of ``btadapter_time_embed``, the reference's ``max_T``) default to the config's
-    ``btadapter_depth`` / ``btadapter_max_T`` attributes when present.
+    ``btadapter_depth`` / ``btadapter_max_T`` attributes when present, else 4 and 64 (our
+    guesses for the released model: the parity files fix only the tiny 2 / 8; a released
+    checkpoint's shapes tell, and a mismatch is a `CheckpointError` when loading it).
     """
 
     def __init__(
