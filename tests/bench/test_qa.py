@@ -72,7 +72,9 @@ def test_extract_choice_letters_only_ignores_text_rule() -> None:
     assert extract_choice("(c)", ["A", "B", "C", "D"]) == "C"
 
 
-_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=8)
+_word = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=8).filter(
+    lambda w: w != "the"
+)
 _option_text = st.lists(_word, min_size=1, max_size=4).map(" ".join)
 
 
