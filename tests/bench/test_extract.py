@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from longvid.bench.extract import extract_features, find_videos, is_cached
+from longvid.cli import app
 from longvid.encoders.anyres import preprocess_video
 from longvid.encoders.feature_cache import encode_video
 from longvid.errors import InputFileError
@@ -82,8 +84,12 @@ def test_extract_on_local_ray(tmp_path: Path, assets: Path, local_ray) -> None:
     fresh = model.encode_images(pixels)
     torch.testing.assert_close(features, fresh)
 
-    # A rerun skips every cached video (only the corrupt one is tried again, and fails again).
-    again = extract_features(inputs, out, sampler=SAMPLER)
-    assert sorted(Path(r.path).name for r in again.skipped) == sorted(SMALL)
-    assert not again.done
-    assert [Path(r.path).name for r in again.failed] == ["corrupt.mp4"]
+    # A rerun (through the CLI) skips every cached video; only the corrupt one is tried
+    # again, fails again, and makes the exit status 1.
+    again = CliRunner().invoke(
+        app,
+        ["extract", "--videos", str(inputs), "--out", str(out), "--rate", "1", "--max", "4"],
+    )
+    assert again.exit_code == 1, again.output
+    assert "done 0, skipped 3, failed 1 of 4 videos" in again.output
+    assert f"{corrupt}: not a media file" in " ".join(again.output.split())

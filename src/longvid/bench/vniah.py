@@ -368,7 +368,8 @@ class VNIAHTask:
     (default: the asset footage); ``compressor``: a registered compressor name to use instead
     of the model's own (default parameters); ``needles``: default `render_needles()`;
     ``reference_scalar_pad``/``world``: the reference's padded, sharded scoring (§10.7);
-    ``throttle``: seconds to sleep after each cell (demos and interrupt tests).
+    ``rate``: haystack frames per second (the reference: 1); ``throttle``: seconds to sleep
+    after each cell (demos and interrupt tests).
     """
 
     model: Any
@@ -381,6 +382,7 @@ class VNIAHTask:
     world: int = 1
     cache_folder: Path | None = None
     chunk_size: int = 32
+    rate: float = 1.0
     throttle: float = 0.0
 
     name = "V-NIAH"
@@ -405,16 +407,19 @@ class VNIAHTask:
         model = self.model
         if self.needles is None:
             self.needles = render_needles()
+        # the haystack moves to the model's device once (cached entries load on the CPU)
         self._haystack = haystack_features(
             model,
             max(self.frames),
             self.videos,
+            rate=self.rate,
             chunk_size=self.chunk_size,
             cache_folder=self.cache_folder,
-        )
+        ).to(model.device)
         processor = model.config.image_processing.image_processor()
         pixels = torch.cat([preprocess_pad(n.image, processor) for n in self.needles])
-        self._needle_features = model.encode_images(pixels, chunk_size=self.chunk_size)
+        needles = model.encode_images(pixels, chunk_size=self.chunk_size)
+        self._needle_features = needles.to(self._haystack.device, self._haystack.dtype)
         if self.compressor is not None and self.compressor != model.config.compressor.name:
             self._compressor = build_compressor(self.compressor, {}, model.compressor.dims).to(
                 model.device
@@ -441,17 +446,18 @@ class VNIAHTask:
         for needle, features in zip(self.needles or [], self._needle_features, strict=True):
             frames = insert_needle(self._haystack, features, cell.size, cell.depth)
             compressed = self._compressor(
-                frames.to(model.device),
+                frames,
                 projector=model.project,
-                frame_times=np.arange(frames.shape[0], dtype=np.float64),
+                frame_times=np.arange(frames.shape[0], dtype=np.float64) / self.rate,
                 question=needle.question,
             )
             before, after = render_parts(template, needle.question)
-            prompt = input_embeds(
-                self._text_embeds(before),
+            preprompt = self._text_embeds(before)
+            prompt = input_embeds(  # ``after`` holds the question and the postprompt
+                preprompt,
                 compressed.tokens.to(model.dtype),
                 self._text_embeds(after),
-                self._text_embeds("")[:, :0],
+                preprompt[:, :0],
             )
             answer = model.tokenizer(needle.answer, add_special_tokens=False)["input_ids"]
             answer_ids = torch.tensor([answer], dtype=torch.long, device=model.device)

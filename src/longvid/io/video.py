@@ -352,8 +352,15 @@ def _positive_rate(value: float) -> float:
     return value
 
 
+def _ticks(start: float, stop: float, rate: float) -> np.ndarray:
+    """Times ``start + k / rate`` strictly before ``stop`` (``np.arange`` can overshoot it)."""
+    times = start + np.arange(math.ceil((stop - start) * rate) + 1) / rate
+    return times[times < stop]
+
+
 def _segment_centres(start: float, end: float, n: int) -> np.ndarray:
-    return start + (np.arange(n) + 0.5) * (end - start) / n
+    centres = start + (np.arange(n) + 0.5) * (end - start) / n
+    return np.minimum(centres, np.nextafter(end, start))  # rounding must not reach ``end``
 
 
 def uniform(n: int) -> Sampler:
@@ -377,7 +384,7 @@ def fps(rate: float = 1.0, max_frames: int | None = 64) -> Sampler:
         max_frames = _positive_int("max_frames", max_frames)
 
     def pick(tl: Timeline) -> np.ndarray:
-        times = np.arange(0.0, tl.duration, 1.0 / rate)
+        times = _ticks(0.0, tl.duration, rate)
         if max_frames is not None and len(times) > max_frames:
             times = _segment_centres(0.0, tl.duration, max_frames)
         return tl.at_times(times)
@@ -409,7 +416,7 @@ def window(start: float, end: float, n: int | None = None, rate: float | None = 
         if n is not None:
             return tl.at_times(_segment_centres(start, stop, n))
         if rate is not None:
-            return tl.at_times(np.arange(start, stop, 1.0 / rate))
+            return tl.at_times(_ticks(start, stop, rate))
         inside = (tl.timestamps >= start) & (tl.timestamps < stop)
         return np.flatnonzero(inside) if inside.any() else tl.at_times(np.array([start]))
 
