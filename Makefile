@@ -9,10 +9,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPEECH_STAMP := $(VENV)/.speech
 CORPUS_STAMP := $(VENV)/.corpus
+LMMS_STAMP := $(VENV)/.lmms-eval
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint bench-decode bench-compressors bench-compare speech corpus clean
+.PHONY: demo test test-fast lint bench-decode bench-compressors bench-compare speech corpus lmms-eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,17 @@ $(CORPUS_STAMP): $(STAMP)
 
 corpus: $(CORPUS_STAMP)
 
+# The lmms-eval plugin (longvid.bench.lmms_eval_plugin): lmms-eval 0.7.3 declares torchvision,
+# av<16, wandb, yt-dlp, ... so it goes in with --no-deps (4 MB), then the [lmms-eval] extra adds
+# only the modules its CLI imports (small, pure Python or wheels; torch and av untouched). A
+# failed install (no network) is not fatal: the plugin tests then skip, saying why.
+$(LMMS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --no-deps lmms-eval==0.7.3 && \
+	$(BIN)/pip install --quiet -e '.[dev,lmms-eval]' && touch $(LMMS_STAMP) || \
+	echo "lmms-eval could not be installed: tests/bench/test_lmms_eval_plugin.py will skip"
+
+lmms-eval: $(LMMS_STAMP)
+
 demo: $(STAMP) $(SPEECH_STAMP)
 	@test -f $(DEMO_VIDEO) || { echo "demo video $(DEMO_VIDEO) not found: set DEMO_VIDEO=/path/to/video"; exit 1; }
 	$(BIN)/longvid probe $(DEMO_VIDEO)
@@ -51,10 +63,10 @@ demo: $(STAMP) $(SPEECH_STAMP)
 	# Subtitles from speech: Whisper base transcribes a person speaking (cue times in seconds).
 	$(BIN)/python -m longvid.io.speech $(SPEECH_VIDEO) --words
 
-test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP)
+test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP)
+test-fast: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)

@@ -30,3 +30,13 @@ def manifest(assets: Path) -> dict:
     if not path.is_file():
         pytest.skip(f"{path} not found")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point the user cache (features, converted models) at a folder of this test session, so
+    tests neither read a developer's cache nor leave files in it (the speech model is then
+    assembled once per session from the installed packages, in under a second)."""
+    import os
+
+    os.environ.setdefault("LONGVID_CACHE", str(tmp_path_factory.mktemp("longvid-cache")))

@@ -25,6 +25,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from longvid.compressors.registry import build_compressor
 from longvid.encoders.anyres import preprocess_video
+from longvid.encoders.feature_cache import encode_video
 from longvid.io.subtitles import Subtitles
 from longvid.io.video import Sampler, fps, sample
 from longvid.models.modeling import LongVideoLM
@@ -133,6 +134,7 @@ def generate(
     alignment: str = "longvid",
     fit_frames: bool = False,
     preset: str | None = None,
+    cache: bool = True,
 ) -> Answer:
     """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
 
@@ -154,6 +156,11 @@ def generate(
     subtitle budget and ``max_new_tokens``), so any video fits any model. ``preset`` names a
     decoding preset (`longvid.prompting.minigpt4video.GENERATION_PRESETS`); the default is the
     template's (MiniGPT4-Video: greedy with ``repetition_penalty=1.5``), else greedy.
+
+    ``cache=True`` takes the vision features from the on-disk feature cache
+    (`longvid.encoders.feature_cache`, keyed by file, sampler and tower weights), computing and
+    storing them on a miss, so asking again about the same video skips decoding and the tower
+    (the ``decode`` timing then holds the cache read, ``encode`` nothing).
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -171,7 +178,13 @@ def generate(
             sampler = _fitted_sampler(
                 model, video, question, subs, max_new_tokens, compressor, timestamps
             )
-        clip = sample(video, sampler or fps(1.0, max_frames=32))
+        sampler = sampler or fps(1.0, max_frames=32)
+        if cache:
+            features, clip = encode_video(
+                model, video, sampler, chunk_size=chunk_size, progress=progress
+            )
+        else:
+            clip = sample(video, sampler)
         if subs is not None:
             from longvid.io.subtitle_alignment import align_captions
 
@@ -184,8 +197,9 @@ def generate(
     timings["decode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    pixels = preprocess_video(clip.frames, config.image_processing.image_processor())
-    features = model.encode_images(pixels, chunk_size=chunk_size, progress=progress)
+    if not (cache and alignment == "longvid"):
+        pixels = preprocess_video(clip.frames, config.image_processing.image_processor())
+        features = model.encode_images(pixels, chunk_size=chunk_size, progress=progress)
     timings["encode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -248,7 +262,7 @@ def generate(
     text = tokenizer.decode(new_ids, skip_special_tokens=True)
     timings["generate"] = time.perf_counter() - clock
 
-    kept = list(assembled.frames) or list(range(len(clip)))
+    kept = list(assembled.frames) or list(range(len(clip.indices)))
     return Answer(
         text=text,
         frames=[int(clip.indices[k]) for k in kept],

@@ -187,7 +187,12 @@ def test_cli_sigint_then_resume(assets: Path, tmp_path: Path) -> None:
         str(assets / "video" / "cityCC0.mpg"),
     ]
     proc = subprocess.Popen(
-        cmd + ["--throttle", "0.4"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd + ["--throttle", "0.5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        # a background shell starts jobs with SIGINT ignored: give the child Python's handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -210,3 +215,45 @@ def test_cli_sigint_then_resume(assets: Path, tmp_path: Path) -> None:
     assert len({(r["frames"], r["depth"]) for r in records}) == 9
     assert (out / "heatmap.png").is_file()
     assert b"average" in done.stdout
+
+
+def test_reference_scalar_pad_gives_the_same_scores_on_a_causal_lm(tiny) -> None:
+    """§10.7: the reference's pad vectors sit after the answer, so a causal LM scores alike."""
+
+    def forward(embeds, positions):
+        return tiny.language_model(inputs_embeds=embeds, position_ids=positions).logits
+
+    prompt = tiny.embed_tokens(torch.tensor([[1, 2, 5, 6, 7]]))
+    first = forward(prompt, torch.arange(5).unsqueeze(0)).argmax(-1)[:, -1:]
+    second = forward(
+        torch.cat([prompt, tiny.embed_tokens(first)], 1), torch.arange(6).unsqueeze(0)
+    ).argmax(-1)[:, -1:]
+    right = torch.cat([first, second], 1)  # the model's own greedy continuation
+    wrong_first = torch.cat([(first + 1) % 512, second], 1)
+    wrong_second = torch.cat([first, (second + 1) % 512], 1)
+    for answer, expected in ((right, 1), (wrong_first, 0), (wrong_second, 0)):
+        for options in ({}, {"reference_scalar_pad": True, "pad_id": 151645}):
+            got = vniah.score_teacher_forced(
+                forward, prompt, answer, tiny.embed_tokens(answer), **options
+            )
+            assert got == expected, (answer, options)
+
+
+def test_cli_vniah_in_process(assets: Path, tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from longvid.cli import app
+
+    monkeypatch.setenv("LONGVID_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    args = ["bench", "vniah", "--model", "tiny-longva", "--compressor", "none",
+            "--frames", "2:4:2", "--depths", "0:1:1", "--out", str(out), "--no-progress",
+            "--video", str(assets / "video" / "cityCC0.mpg")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "average" in result.output and "heatmap.png" in result.output
+    records = load_results(out / "results.jsonl")
+    assert [(r["frames"], r["depth"]) for r in records] == [(2, 0.0), (2, 1.0), (4, 0.0), (4, 1.0)]
+    assert (out / "heatmap.png").is_file()
+    bad = CliRunner().invoke(app, [*args[:8], "--depths", "0:2:1"])
+    assert bad.exit_code == 2 and "depths must lie in [0, 1]" in bad.output

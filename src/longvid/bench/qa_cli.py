@@ -87,13 +87,19 @@ def qa_command(
         items = load_items(dataset, assets=assets)
         if limit is not None:
             items = items[: max(0, limit)]
-        loaded = load_model(model)
-        if not loaded.config.trained and not as_json:
-            _err.print(
-                f"[yellow]note:[/] {model} has untrained (random) weights: "
-                "expect chance-level accuracy"
-            )
-        answerer = model_answerer(loaded, settings)
+        loaded: list[Any] = []
+
+        def answerer(item: Any, prompt: str) -> str:
+            # the model loads on the first question still to score: a finished rerun needs none
+            if not loaded:
+                lm = load_model(model)
+                if not lm.config.trained and not as_json:
+                    _err.print(
+                        f"[yellow]note:[/] {model} has untrained (random) weights: "
+                        "expect chance-level accuracy"
+                    )
+                loaded.append(model_answerer(lm, settings))
+            return loaded[0](item, prompt)
 
         def show(record: dict[str, Any], resumed: bool) -> None:
             if as_json:
