@@ -18,7 +18,8 @@ videos, the same questions and the same V-NIAH grid, and is measured for:
   (after one warm-up), mean over the clips;
 * peak memory: each compressor runs in its own process; the growth of the process's peak
   resident set (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) from after the model and the
-  cached features are loaded to after every compress + prefill of the run. A high-water mark,
+  cached features are loaded to after building the compressor (its weights) and every
+  compress + prefill of the run. A high-water mark,
   so it is the extra memory the compressor's work needed beyond what loading already touched
   (0 when it fit in it); torch's CPU allocations are invisible to tracemalloc, hence RSS.
   The process's whole peak RSS is reported beside it.
@@ -149,17 +150,18 @@ def measure(name: str, frames: list[int], depths: list[float], repeats: int = 3)
 
     torch.set_num_threads(1)
     model = load_model(MODEL)
-    torch.manual_seed(0)
-    compressor = build_compressor(name, {}, model.compressor.dims).eval()
     clips = [encode_video(model, ASSETS / a, _sampler(), folder=CACHE) for a, *_ in QUESTIONS]
-    task = VNIAHTask(model, frames=frames, depths=depths, compressor=name, cache_folder=CACHE)
+    task = VNIAHTask(model, frames=frames, depths=depths, cache_folder=CACHE)
     task._prepare()  # haystack (cache hit) and needle features, outside the memory window
-    task._compressor = compressor  # the same seeded weights as the QA run
     template = get_template(model.config.chat_template)
     letter_ids = [
         model.tokenizer(letter, add_special_tokens=False)["input_ids"][0] for letter in LETTERS
     ]
     baseline = _rss_mb()
+    # The compressor (and its weights) is built inside the memory window.
+    torch.manual_seed(0)
+    compressor = build_compressor(name, {}, model.compressor.dims).eval()
+    task._compressor = compressor  # V-NIAH runs the same seeded weights as the QA
 
     per_frame, visual, prompt_tokens, correct, prefill = [], [], [], [], []
     with torch.no_grad():
@@ -235,10 +237,10 @@ def markdown(rows: list[Row], frames: list[int], depths: list[float], trained: b
         "needles in the asset haystack). Tokens are means over the QA clips; prefill = the "
         "LLM's forward over the QA prompt, median of 3 (after a warm-up), mean over clips; "
         "peak memory growth = growth of the process's peak RSS (`getrusage` ru_maxrss, KiB, "
-        "one process per compressor) over compress + prefill, after the model and the cached "
-        "features are loaded (0: the work fit in memory loading had already touched, as it "
-        "does for a tiny model); process peak RSS = the whole process, Python, torch and "
-        "transformers included." + chance,
+        "one process per compressor) over building the compressor (its weights) and every "
+        "compress + prefill, after the model and the cached features are loaded (0: it all "
+        "fit in memory that loading had already touched); process peak RSS = the whole "
+        "process, Python, torch and transformers included." + chance,
         "",
         "| compressor | model | visual tokens / frame | visual tokens | prompt tokens "
         "| QA accuracy | V-NIAH accuracy | prefill ms | peak memory growth KiB "
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(Row(**json.loads(out.read_text())))
     trained = bool(load_model(MODEL).config.trained)
     section = markdown(rows, frames, depths, trained)
-    console.print(section, markup=False, highlight=False)
+    print(section, flush=True)
     if not args.no_write:
         plot(rows, PLOT_FILE, trained)
         DOCS_FILE.write_text(replace_section(DOCS_FILE.read_text(), section))

@@ -132,16 +132,16 @@ def test_ppllava_7b_parameter_count_on_meta() -> None:
     config = get_config("ppllava-7b")
     with torch.device("meta"):
         model = create_model("ppllava-7b")
-        tower = BTAdapterVisionModel(config.vision_config(), depth=4, max_frames=64)
+    assert isinstance(model.vision_tower, BTAdapterVisionModel)
     counts = {n: sum(p.numel() for p in c.parameters()) for n, c in model.named_children()}
     assert counts["language_model"] == 6_738_415_616  # Vicuna-7B (Llama-2-7B shapes)
-    assert counts["vision_tower"] == 303_507_456  # CLIP ViT-L/14-336 vision
+    clip_l = 303_507_456  # CLIP ViT-L/14-336 vision
     assert counts["projector"] == 1024 * 4096 + 4096 + 4096 * 4096 + 4096
     # CLIP-L text (123.06M with 77 positions) with two 248-row tables, + projections, ln, scale
     assert counts["compressor"] == 123_060_480 - 77 * 768 + 2 * 248 * 768 + 768 * 768 + (
         1024 * 768 + 2 * 1024 + 1
     )
-    extra = sum(p.numel() for p in tower.parameters()) - counts["vision_tower"]
+    extra = counts["vision_tower"] - clip_l
     assert extra == 4 * (12_596_224 + 5_250_048) + 64 * 1024 + 1024  # 4 BT-Adapter blocks
     # 32 frames of 24x24 with (2, 3, 3) windows: 1024 tokens
     params = config.compressor.params
@@ -149,3 +149,52 @@ def test_ppllava_7b_parameter_count_on_meta() -> None:
         (32, 24, 24), None, params["pooling_kernel"], params["pooling_stride"]
     )
     assert geo.output_size == (16, 8, 8)
+
+
+def test_whole_model_with_the_parity_btadapter_tower_reproduces_its_video_features() -> None:
+    """A `LongVideoLM` whose config asks for a BT-Adapter tower builds one, loads the parity
+    tower's released-layout weights, and `encode_images` (a video, one clip) reproduces the
+    reference's hidden state at ``select_layer`` with CLS dropped."""
+    file = PARITY / "btadapter_vision.safetensors"
+    if not file.is_file():
+        pytest.skip("parity file not present")
+    f = safe_open(str(file), framework="pt")
+    tiny = json.loads(f.metadata()["tiny_config"])
+    depth, max_frames = tiny.pop("depth"), tiny.pop("max_T")
+    config = get_config("tiny-ppllava")
+    config.vision_tower.config = {"model_type": "clip_vision_model", **tiny}
+    config.vision_tower.btadapter = {"depth": depth, "max_frames": max_frames}
+    from longvid.models.modeling import LongVideoLM
+
+    model = LongVideoLM(config).eval()
+    assert isinstance(model.vision_tower, BTAdapterVisionModel)
+    load_ppllava_parts(file, vision_tower=model.vision_tower, prefix="weights.")
+    pixels = f.get_tensor("video.pixel_values")[0]  # (T, 3, 28, 28): one clip
+    features = model.encode_images(pixels, chunk_size=8)
+    expected = f.get_tensor(f"video.hidden_states.{4 + config.vision_tower.select_layer + 1}")
+    torch.testing.assert_close(features, expected[:, 1:], atol=1e-5, rtol=1e-4)
+
+
+def test_whole_checkpoint_round_trip_in_the_released_layout(tmp_path: Path) -> None:
+    """tiny-ppllava's weights written under the released key names load back into a fresh
+    model through `load_ppllava_checkpoint` and give identical logits."""
+    from longvid.models.ppllava_checkpoint import _PREFIXES, load_ppllava_checkpoint
+
+    torch.manual_seed(1)
+    source = create_model("tiny-ppllava").eval()
+    released = {}
+    for name, tensor in source.state_dict().items():
+        for old, new in _PREFIXES:
+            if name.startswith(new):
+                released[old + name[len(new) :]] = tensor.contiguous()
+                break
+    file = tmp_path / "model.safetensors"
+    save_file(released, str(file))
+    torch.manual_seed(2)
+    target = create_model("tiny-ppllava").eval()
+    load_ppllava_checkpoint(target, file)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        assert torch.equal(source(input_ids=ids).logits, target(input_ids=ids).logits)
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

@@ -7,8 +7,9 @@ folder of videos, spread over a Ray cluster. Each video is decoded, sampled and 
 exactly the entries `cached_features` reads back later (same key: file identity, sampler,
 encoder name and weights hash).
 
-* **Ray Data**: the videos still to do become a dataset of paths; ``map`` runs a worker class
-  (one model per Ray actor, loaded once) over them. Local Ray by default (``num_cpus`` CPUs,
+* **Ray Data**: the videos still to do become a dataset of paths (one block each); ``map``
+  encodes them in Ray tasks of one CPU each, every worker process loading the model once and
+  keeping it for the next videos. Local Ray by default (``num_cpus`` CPUs,
   no dashboard); ``address`` joins a running cluster. Ray is an optional extra
   (``pip install 'longvid[corpus]'``).
 * **Resumable**: a video whose cache entry exists is skipped before any work is sent to Ray,

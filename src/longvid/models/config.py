@@ -155,14 +155,23 @@ class VisionTowerConfig:
     ``siglip_vision_model``). ``select_layer`` indexes ``hidden_states`` (index 0 is the
     embedding output, so -2 is the second-to-last layer, LLaVA's and LongVA's choice).
     ``select_feature="patch"`` drops the CLS token where the tower has one; ``"cls_patch"``
-    keeps it.
+    keeps it. ``btadapter`` (``{"depth": ..., "max_frames": ...}``) adds PPLLaVA's BT-Adapter
+    temporal branch to a CLIP tower (`longvid.encoders.btadapter`).
     """
 
     config: dict[str, Any]
     select_layer: int = -2
     select_feature: SelectFeature = "patch"
+    btadapter: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.btadapter is not None:
+            adapter = _expect_dict(self.btadapter, "vision_tower.btadapter")
+            _reject_unknown(adapter, {"depth", "max_frames"}, "vision_tower.btadapter.")
+            for key in ("depth", "max_frames"):
+                value = _expect_int(_require(adapter, key, "vision_tower.btadapter."), key)
+                if value < 1:
+                    raise ConfigError(f"key 'vision_tower.btadapter.{key}': must be >= 1")
         config = _expect_dict(self.config, "vision_tower.config")
         model_type = _require(config, "model_type", "vision_tower.config.")
         _expect_choice(model_type, "vision_tower.config.model_type", list(VISION_MODEL_TYPES))
@@ -401,10 +410,12 @@ class LongVideoConfig:
         _reject_unknown(data, top, "")
 
         vt = _expect_dict(_require(data, "vision_tower", ""), "vision_tower")
-        _reject_unknown(vt, {"config", "select_layer", "select_feature"}, "vision_tower.")
+        _reject_unknown(
+            vt, {"config", "select_layer", "select_feature", "btadapter"}, "vision_tower."
+        )
         vision_tower = VisionTowerConfig(
             config=_require(vt, "config", "vision_tower."),
-            **{k: vt[k] for k in ("select_layer", "select_feature") if k in vt},
+            **{k: vt[k] for k in ("select_layer", "select_feature", "btadapter") if k in vt},
         )
 
         kwargs: dict[str, Any] = {

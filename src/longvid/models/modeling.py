@@ -35,6 +35,7 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from longvid.compressors.registry import CompressedVideo, ModelDims, build_compressor
+from longvid.encoders.btadapter import BTAdapterVisionModel
 from longvid.errors import CheckpointError, ConfigError
 from longvid.models.config import CONFIG_NAME, LongVideoConfig
 
@@ -90,7 +91,13 @@ class LongVideoLM(nn.Module):
         self.config = config
         vision_config = config.vision_config()
         text_config = config.text_config()
-        self.vision_tower = AutoModel.from_config(vision_config)
+        adapter = config.vision_tower.btadapter
+        if adapter is not None:
+            self.vision_tower = BTAdapterVisionModel(
+                vision_config, depth=adapter["depth"], max_frames=adapter["max_frames"]
+            )
+        else:
+            self.vision_tower = AutoModel.from_config(vision_config)
         self.projector = build_projector(
             config.projector, vision_config.hidden_size, text_config.hidden_size
         )
@@ -127,6 +134,7 @@ class LongVideoLM(nn.Module):
         pixel_values: Tensor,
         chunk_size: int = 32,
         progress: Progress | None = None,
+        video: bool = True,
     ) -> Tensor:
         """Vision features of images or frames, ``(N, tokens, D_vision)``.
 
@@ -137,6 +145,9 @@ class LongVideoLM(nn.Module):
         second-to-last layer, so the last layer and the post-LayerNorm are unused, as in LLaVA)
         with the CLS token dropped for ``select_feature="patch"``: 576 row-major patch tokens
         per 336-px crop with CLIP-L/14. No gradients: the tower is frozen in LLaVA and LongVA.
+        With a BT-Adapter tower (PPLLaVA) and ``video=True``, consecutive frames go through
+        as clips of at most ``max_frames`` so its temporal branch sees them together;
+        ``video=False`` encodes each image on its own.
         """
         if pixel_values.ndim != 4:
             raise ValueError(
@@ -148,9 +159,14 @@ class LongVideoLM(nn.Module):
         select = self.config.vision_tower
         drop_cls = select.select_feature == "patch" and select.has_cls_token
         total = pixel_values.shape[0]
+        if isinstance(self.vision_tower, BTAdapterVisionModel) and video:
+            # The temporal branch attends across frames: each chunk goes in as one clip.
+            chunk_size = min(chunk_size, self.vision_tower.max_frames)
         chunks = []
         for start in range(0, total, chunk_size):
             pixels = pixel_values[start : start + chunk_size].to(weight.device, weight.dtype)
+            if isinstance(self.vision_tower, BTAdapterVisionModel) and video:
+                pixels = pixels[None]
             out = self.vision_tower(pixel_values=pixels, output_hidden_states=True)
             features = out.hidden_states[select.select_layer]
             chunks.append(features[:, 1:] if drop_cls else features)

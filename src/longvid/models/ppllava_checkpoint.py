@@ -115,3 +115,21 @@ def load_ppllava_parts(
         return rename[name].split(".")[0] not in present or name.endswith("position_ids")
 
     load_checked_state(parts, source, rename=rename, ignore=ignore)
+
+
+def load_ppllava_checkpoint(
+    model: nn.Module,
+    weights: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    prefix: str = "",
+) -> None:
+    """Load a whole released PPLLaVA checkpoint into a `LongVideoLM` built from a PPLLaVA
+    config (``ppllava-7b``, ``tiny-ppllava``): projector, prompt-guided compressor, the
+    BT-Adapter tower and the language model, every tensor checked before any is copied."""
+    load_ppllava_parts(
+        weights,
+        projector=model.projector,
+        compressor=model.compressor,
+        vision_tower=model.vision_tower,
+        language_model=model.language_model,
+        prefix=prefix,
+    )

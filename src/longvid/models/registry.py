@@ -343,6 +343,7 @@ def tiny_ppllava() -> LongVideoConfig:
             },
             select_layer=-2,
             select_feature="patch",
+            btadapter={"depth": 2, "max_frames": 8},
         ),
         projector="mlp2x_gelu",
         compressor=CompressorConfig(
@@ -386,8 +387,9 @@ def ppllava_7b() -> LongVideoConfig:
     LLaVA-NeXT's ``mlp2x_gelu`` (1024 -> 4096), Vicuna-7B (Llama, 32 layers, hidden 4096,
     vocab 32000, 4096 positions) and the CLIP-L text tower (768 wide, 12 layers / heads,
     vocab 49408) stretched to 248 positions, projection 768. 32 frames -> 16x8x8 = 1024 tokens.
-    The released model's BT-Adapter vision tower is `longvid.encoders.btadapter` (built and
-    loaded by `longvid.models.ppllava_checkpoint`); this config's tower is plain CLIP."""
+    The tower carries the BT-Adapter branch (`longvid.encoders.btadapter`) over its last 4
+    layers with 64 time positions: our reading of the released model (the parity files fix
+    only the tiny 2 / 8; a released checkpoint's shapes tell, as a `CheckpointError`)."""
     return LongVideoConfig(
         vision_tower=VisionTowerConfig(
             config={
@@ -404,6 +406,7 @@ def ppllava_7b() -> LongVideoConfig:
             },
             select_layer=-2,
             select_feature="patch",
+            btadapter={"depth": 4, "max_frames": 64},
         ),
         projector="mlp2x_gelu",
         compressor=CompressorConfig(
