@@ -282,8 +282,11 @@ def plot(rows: list[Row], path: Path, trained: bool) -> None:
     xs = [max(r.tokens_per_frame, 0.1) for r in rows]
     ax.scatter(xs, [r.qa_accuracy for r in rows], marker="o", label="QA (5 questions)")
     ax.scatter(xs, [r.vniah_accuracy for r in rows], marker="s", label="V-NIAH grid")
-    for x, r in zip(xs, rows, strict=True):
-        ax.annotate(r.compressor, (x, r.qa_accuracy), textcoords="offset points", xytext=(4, 4))
+    labels: dict[tuple[float, float], list[str]] = {}
+    for x, r in zip(xs, rows, strict=True):  # compressors on the same point share one label
+        labels.setdefault((x, r.qa_accuracy), []).append(r.compressor)
+    for (x, y), names in labels.items():
+        ax.annotate(" / ".join(names), (x, y), textcoords="offset points", xytext=(4, 6))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("visual tokens per frame (mean)")
     ax.set_ylabel("accuracy")
