@@ -135,8 +135,14 @@ def _llamavid_params(size: Size) -> dict:
     3-layer 32-wide one with 6 queries (``tiny-llamavid``) at ``tiny``; ``mean``: 2 tokens
     per frame."""
     if size.name == "tiny":
-        qformer = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 4,
-                   "intermediate_size": 48, "vocab_size": 62, "max_position_embeddings": 256}
+        qformer = {
+            "hidden_size": 32,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 4,
+            "intermediate_size": 48,
+            "vocab_size": 62,
+            "max_position_embeddings": 256,
+        }
         return {"num_query": 6, "qformer": qformer, "compress_type": "mean"}
     return {"num_query": 32, "compress_type": "mean"}
 
