@@ -47,6 +47,9 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _docs  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS = REPO_ROOT.parent / "shared" / "assets" / "video"
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -258,17 +261,8 @@ def markdown(rows: list[Row], frames: list[int], depths: list[float], trained: b
 
 
 def replace_section(document: str, section: str, heading: str = HEADING) -> str:
-    """``document`` with the ``heading`` section (up to the next ``## `` heading) replaced by
-    ``section``, or ``section`` appended when there is none; other sections are kept."""
-    lines = document.splitlines()
-    try:
-        start = lines.index(heading)
-    except ValueError:
-        return document.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = lines[end:]
-    merged = lines[:start] + section.rstrip("\n").splitlines() + ([""] + tail if tail else [])
-    return "\n".join(merged) + "\n"
+    """``document`` with this benchmark's section replaced by ``section`` (others kept)."""
+    return _docs.replace_section(document, section, heading)
 
 
 def plot(rows: list[Row], path: Path, trained: bool) -> None:

@@ -55,6 +55,9 @@ from rich.table import Table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _docs import write_section  # noqa: E402
 
 from longvid.compressors.registry import ModelDims, build_compressor  # noqa: E402
 from longvid.models.modeling import build_projector  # noqa: E402
@@ -329,24 +332,7 @@ def markdown(rows: list[dict], repeats: int) -> str:
 
 def write_docs(section: str, path: Path = DOCS_FILE) -> None:
     """Replace (or append) this benchmark's section of ``docs/benchmarks.md``, keeping the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION_HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (j for j in range(start + 1, len(lines)) if lines[j].startswith(("## ", "# "))),
-            len(lines),
-        )
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        new = (before + "\n\n" if before else "") + section.rstrip("\n") + "\n"
-        if after:
-            new += "\n" + after + "\n"
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    write_section(section, SECTION_HEADING, path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import write_section  # noqa: E402
 from _videos import CACHE_DIR, REPO_ROOT, build_long_video  # noqa: E402
 
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -447,29 +448,7 @@ def versions() -> str:
 
 def write_docs(section: str, path: Path = DOCS_FILE) -> None:
     """Replace (or append) the decoding section of ``docs/benchmarks.md``, keeping the rest."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION_HEADING), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        end = next(
-            (
-                j
-                for j in range(start + 1, len(lines))
-                if lines[j].startswith("## ") or lines[j].startswith("# ")
-            ),
-            len(lines),
-        )
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:]).strip("\n")
-        new = (before + "\n\n" if before else "") + section.rstrip("\n") + "\n"
-        if after:
-            new += "\n" + after + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
+    write_section(section, SECTION_HEADING, path)
 
 
 # --------------------------------------------------------------------------- main
