@@ -63,8 +63,8 @@ from longvid.prompting.prompt import (
     Segment,
     Subtitle,
     Text,
-    TimeMark,
     Visual,
+    frame_segments,
 )
 from longvid.prompting.templates import ChatTemplate, get_template, render_parts
 
@@ -292,18 +292,7 @@ def build_interleaved_prompt(
     before, after = render_parts(t, question)
     segments: list[Segment] = [Text(before)] if before else []
     for i, (seconds, count, cap) in enumerate(zip(times, counts, caps, strict=True)):
-        if timestamps:
-            segments.append(TimeMark(seconds, i, time_format))
-        if t.frame_prefix:
-            segments.append(Text(t.frame_prefix, i))
-        segments.append(
-            Visual(
-                count,
-                torch.full((count,), seconds, dtype=torch.float32),
-                "video",
-                torch.full((count,), i, dtype=torch.long),
-            )
-        )
+        segments.extend(frame_segments(t, i, seconds, count, timestamps, time_format))
         if cap:
             # Reference-form captions end with one space, which MiniGPT4-Video's format
             # ("<Cap>{text} ") writes back; other templates get the bare text.

@@ -307,6 +307,32 @@ class Prompt:
 # --- building ------------------------------------------------------------------------------------
 
 
+def frame_segments(
+    template: ChatTemplate,
+    frame: int,
+    seconds: float,
+    n_tokens: int,
+    timestamps: bool,
+    time_format: str = TIME_MARK_FORMAT,
+) -> list[Segment]:
+    """One frame's part of a per-frame prompt: its time mark (if asked), the template's frame
+    prefix (MiniGPT4-Video's ``<Img>``) and its visual tokens, all tagged with ``frame``."""
+    segments: list[Segment] = []
+    if timestamps:
+        segments.append(TimeMark(seconds, frame, time_format))
+    if template.frame_prefix:
+        segments.append(Text(template.frame_prefix, frame))
+    segments.append(
+        Visual(
+            n_tokens,
+            torch.full((n_tokens,), seconds, dtype=torch.float32),
+            "video",
+            torch.full((n_tokens,), frame, dtype=torch.long),
+        )
+    )
+    return segments
+
+
 def build_video_prompt(
     template: ChatTemplate | str,
     question: str,
@@ -369,18 +395,7 @@ def build_video_prompt(
             after_frame.setdefault(bisect.bisect_right(time_list, sub.time) - 1, []).append(placed)
         segments.extend(after_frame.get(-1, []))
         for i, (seconds, count) in enumerate(zip(time_list, counts, strict=True)):
-            if timestamps:
-                segments.append(TimeMark(seconds, i, time_format))
-            if t.frame_prefix:
-                segments.append(Text(t.frame_prefix, i))
-            segments.append(
-                Visual(
-                    count,
-                    torch.full((count,), seconds, dtype=torch.float32),
-                    "video",
-                    torch.full((count,), i, dtype=torch.long),
-                )
-            )
+            segments.extend(frame_segments(t, i, seconds, count, timestamps, time_format))
             segments.extend(after_frame.get(i, []))
     segments.append(Text(after))
     kept = tuple(s for s in segments if not (isinstance(s, Text) and not s.text))
