@@ -166,6 +166,7 @@ def generate(
     clock = time.perf_counter()
     config = model.config
     subs = _load_subtitles(video, subtitles)
+    features: torch.Tensor | None = None  # set here when the feature cache supplies them
     captions: list[str | None] | None = None
     if alignment != "longvid":
         from longvid.io.subtitle_alignment import align_video
@@ -197,7 +198,7 @@ def generate(
     timings["decode"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    if not (cache and alignment == "longvid"):
+    if features is None:
         pixels = preprocess_video(clip.frames, config.image_processing.image_processor())
         features = model.encode_images(pixels, chunk_size=chunk_size, progress=progress)
     timings["encode"] = time.perf_counter() - clock
