@@ -235,6 +235,14 @@ def ask_command(
         bool,
         typer.Option("--show-prompt", help="Print the prompt layout (text, frames, subtitles)."),
     ] = False,
+    ocr: Annotated[
+        bool,
+        typer.Option(
+            "--ocr/--no-ocr",
+            help="Read on-screen text in the sampled frames (OCR) and put each frame's new text "
+            "after it, with its time. Speech: --subtitles auto.",
+        ),
+    ] = False,
 ) -> None:
     """Answer a question about a video; shows the frames used and the visual token count."""
     from longvid.generate import generate, load_model
@@ -274,6 +282,7 @@ def ask_command(
                 subtitles=subtitles,
                 alignment=alignment,
                 fit_frames=fit_frames,
+                ocr=ocr,
             )
         plotted = _write_relevance_plot(answer, relevance_plot, video, question, compressor)
     except LongvidError as exc:
@@ -290,6 +299,9 @@ def ask_command(
     )
     if answer.note:
         out.print(f"[yellow]{answer.note}[/]")
+    out.print(f"[bold]channels[/]: {', '.join(answer.channels)}", highlight=False)
+    for seconds, channel, text in answer.channel_text:
+        out.print(f"  {format_time(seconds)} {channel}: {text}", highlight=False, markup=False)
     if show_prompt and answer.prompt_layout is not None:
         out.print("[bold]prompt layout[/]:")
         out.print(answer.prompt_layout, highlight=False, markup=False)

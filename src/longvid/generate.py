@@ -4,7 +4,10 @@ decode and sample (`longvid.io`) -> CLIP preprocessing and the vision tower (`en
 `LongVideoLM.encode_images`) -> projector -> compressor (`compressors`) -> prompt assembly under
 the model's chat template (`prompting`) -> the language model's greedy generation. The answer
 comes back with what it drew on: the frames and their timestamps, the visual token count, the
-prompt length and the time each stage took. ``on_text`` receives the answer as it is generated.
+prompt length, the time each stage took and the text channels beside the frames (subtitles or
+the speech transcript, and with ``ocr=True`` the on-screen text of the sampled frames,
+`longvid.io.ocr`), each interleaved after its frame with its timestamp. ``on_text`` receives the
+answer as it is generated.
 
     model = load_model("tiny-longva")          # a registry name or a checkpoint directory
     answer = generate(model, "clip.mp4", "What happens?", sampler=uniform(16))
@@ -69,6 +72,12 @@ class Answer:
     """The assembled prompt, text verbatim and each frame's tokens as ``[frame k @ t s: n
     tokens]`` (`longvid.prompting.minigpt4video.describe_layout`; ``longvid ask
     --show-prompt``)."""
+    channels: list[str] = field(default_factory=lambda: ["frames"])
+    """What the prompt drew on: ``"frames"``, then ``"ocr"`` (on-screen text), ``"speech"`` (a
+    transcript) or ``"subtitles"`` (a subtitle file) for each text channel that put text in it."""
+    channel_text: list[tuple[float, str, str]] = field(default_factory=list)
+    """The text of those channels as it went into the prompt: (frame time in s, channel, text),
+    in time order."""
 
 
 def load_model(name_or_dir: str | os.PathLike[str]) -> LongVideoLM:
@@ -135,6 +144,7 @@ def generate(
     fit_frames: bool = False,
     preset: str | None = None,
     cache: bool = True,
+    ocr: bool = False,
 ) -> Answer:
     """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
 
@@ -161,23 +171,42 @@ def generate(
     (`longvid.encoders.feature_cache`, keyed by file, sampler and tower weights), computing and
     storing them on a miss, so asking again about the same video skips decoding and the tower
     (the ``decode`` timing then holds the cache read, ``encode`` nothing).
+
+    ``ocr=True`` adds the on-screen text channel: `longvid.io.ocr.read_frames` on the sampled
+    frames (decoded again when the feature cache supplied their features; frames that barely
+    changed or hold no text edges are not OCRed), of which each frame gets only the text that was
+    not on the previous one. Each frame's caption then names its time and channels, e.g.
+    ``[12.0 s] on screen: "OPEN" | said: "hello there"``, in the same caption slot and under the
+    same quarter-context token budget as subtitles (without OCR, subtitles keep the plain form
+    above). Only with ``alignment="longvid"`` (the reference paths reproduce the reference).
+    The ``ocr`` timing holds the OCR and that second decode.
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     config = model.config
     subs = _load_subtitles(video, subtitles)
+    said = "speech" if subs is not None and subs.format == "whisper" else "subtitles"
     features: torch.Tensor | None = None  # set here when the feature cache supplies them
     captions: list[str | None] | None = None
+    channel_text: list[tuple[float, str, str]] = []
+    if ocr and alignment != "longvid":
+        from longvid.errors import ConfigError
+
+        raise ConfigError(
+            f"on-screen text (ocr) needs alignment='longvid', not {alignment!r} (the reference "
+            "alignments reproduce MiniGPT4-Video, which reads subtitles only)"
+        )
     if alignment != "longvid":
         from longvid.io.subtitle_alignment import align_video
 
         llm = "mistral" if config.language_model.get("model_type") == "mistral" else "llama2"
         clip, aligned = align_video(video, subs, alignment, llm=llm)
         captions = aligned.captions
+        channel_text = _caption_text(captions, clip.timestamps, said)
     else:
         if fit_frames:
             sampler = _fitted_sampler(
-                model, video, question, subs, max_new_tokens, compressor, timestamps
+                model, video, question, subs, max_new_tokens, compressor, timestamps, ocr
             )
         sampler = sampler or fps(1.0, max_frames=32)
         if cache:
@@ -186,7 +215,14 @@ def generate(
             )
         else:
             clip = sample(video, sampler)
-        if subs is not None:
+        if ocr:
+            started = time.perf_counter()
+            # Cached features come without frames: decode the same samples again for OCR.
+            frames = getattr(clip, "frames", None)
+            frames = sample(video, sampler).frames if frames is None else frames
+            captions, channel_text = _channel_captions(model, clip.timestamps, frames, subs, said)
+            timings["ocr"] = time.perf_counter() - started
+        elif subs is not None:
             from longvid.io.subtitle_alignment import align_captions
 
             captions = align_captions(
@@ -195,7 +231,8 @@ def generate(
                 token_budget=_subtitle_budget(model, subs),
                 tokenizer=model.tokenizer,
             )
-    timings["decode"] = time.perf_counter() - clock
+            channel_text = _caption_text(captions, clip.timestamps, said)
+    timings["decode"] = time.perf_counter() - clock - timings.get("ocr", 0.0)
 
     clock = time.perf_counter()
     if features is None:
@@ -278,6 +315,8 @@ def generate(
         relevance=_frame_relevance(compressed.relevance),
         relevance_times=None if compressed.relevance is None else clip.timestamps.tolist(),
         prompt_layout=_describe(assembled.prompt),
+        channels=["frames"] + [c for c in ("ocr", said) if any(c == x[1] for x in channel_text)],
+        channel_text=channel_text,
     )
 
 
@@ -336,8 +375,11 @@ def _fitted_sampler(
     max_new_tokens: int,
     compressor: str | None,
     timestamps: bool = False,
+    ocr: bool = False,
 ) -> Sampler:
-    """``uniform(N)`` with N = `frames_for_budget` of this model, question and subtitles."""
+    """``uniform(N)`` with N = `frames_for_budget` of this model, question and subtitles; with
+    ``ocr`` the on-screen text is unknown before sampling, so the captions' cap (a quarter of
+    the context) is reserved."""
     from longvid.io.video import probe, uniform
     from longvid.prompting.budget import frames_for_budget
     from longvid.prompting.prompt import TIME_MARK_FORMAT
@@ -358,13 +400,68 @@ def _fitted_sampler(
     n = frames_for_budget(
         config.context_length,
         max(1, per_frame),
-        _subtitle_budget(model, subs),
+        config.context_length // 4 if ocr else _subtitle_budget(model, subs),
         max_new_tokens,
         prompt_tokens=_count_tokens(model, before + after) + 1,
         per_frame_text_tokens=_count_tokens(model, template.frame_prefix + marks),
         max_frames=probe(video, count_frames=False).frame_count or None,
     )
     return uniform(n)
+
+
+def _caption_text(
+    captions: list[str | None], times: np.ndarray | list[float], channel: str
+) -> list[tuple[float, str, str]]:
+    """(time, channel, text) of each frame's caption that went into the prompt."""
+    return [
+        (float(t), channel, " ".join(c.split()))
+        for t, c in zip(times, captions, strict=True)
+        if c and c.strip()
+    ]
+
+
+def _channel_captions(
+    model: LongVideoLM,
+    times: np.ndarray,
+    frames: np.ndarray,
+    subs: Subtitles | None,
+    said: str,
+) -> tuple[list[str | None], list[tuple[float, str, str]]]:
+    """Each frame's caption from its new on-screen text and the subtitle/speech text since the
+    previous frame, marked with its time and channels (``[12.0 s] on screen: "OPEN" | said:
+    "hi"``), in reference form (trailing space); captions are taken in time order while their
+    tokens fit ``min(all of them, context / 4)``, one that would overshoot is left out (the
+    rule of `longvid.io.subtitle_alignment.align_captions`). Also the (time, channel, text) of
+    what was kept."""
+    from longvid.io.ocr import new_text, read_frames
+    from longvid.io.subtitles import align
+
+    screen = new_text(read_frames(frames, times.tolist()))
+    speech = align(subs, times) if subs is not None else [""] * len(times)
+    parts: list[list[tuple[str, str]]] = []
+    for on_screen, spoken in zip(screen, speech, strict=True):
+        found = [("ocr", " ".join(on_screen.split())), (said, " ".join(spoken.split()))]
+        parts.append([(channel, text) for channel, text in found if text])
+    label = {"ocr": "on screen", said: "said"}
+    texts = [
+        f"[{t:.1f} s] " + " | ".join(f'{label[c]}: "{text}"' for c, text in found) + " "
+        if found
+        else None
+        for t, found in zip(times.tolist(), parts, strict=True)
+    ]
+    costs = [_count_tokens(model, text) if text else 0 for text in texts]
+    budget = min(sum(costs), model.config.context_length // 4)
+    used = 0
+    captions: list[str | None] = []
+    kept: list[tuple[float, str, str]] = []
+    for t, text, cost, found in zip(times.tolist(), texts, costs, parts, strict=True):
+        if text is None or used + cost > budget:
+            captions.append(None)
+            continue
+        used += cost
+        captions.append(text)
+        kept.extend((float(t), channel, piece) for channel, piece in found)
+    return captions, kept
 
 
 def _preset_kwargs(preset: str | None, chat_template: str) -> dict:
