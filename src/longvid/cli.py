@@ -181,8 +181,9 @@ def ask_command(
     video: Annotated[Path, typer.Argument(help="Video file.")],
     question: Annotated[str, typer.Argument(help="What to ask about the video.")],
     model: Annotated[
-        str, typer.Option(help="A registered model name or a checkpoint directory.")
-    ] = "tiny-longva",
+        str,
+        typer.Option(help="A shipped or registered model name, or a checkpoint directory."),
+    ] = "longvid-mini",
     sampler: Annotated[str, typer.Option(help=f"Sampler: {', '.join(SAMPLERS)}.")] = "fps",
     frames: Annotated[
         int, typer.Option(help="Most frames (fps: max_frames; uniform-style samplers: n).")
@@ -193,8 +194,12 @@ def ask_command(
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 64,
     timestamps: Annotated[
-        bool, typer.Option("--timestamps", help="Put 'frame at 12.5 s:' before each frame.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--timestamps/--no-timestamps",
+            help="Put 'frame at 12.5 s:' before each frame (default: as the model was trained).",
+        ),
+    ] = None,
     drop_frames: Annotated[
         bool,
         typer.Option("--drop-frames", help="Drop frames evenly if the prompt would overflow."),

@@ -32,7 +32,12 @@ from longvid.encoders.feature_cache import encode_video
 from longvid.io.subtitles import Subtitles
 from longvid.io.video import Sampler, fps, sample
 from longvid.models.modeling import LongVideoLM
-from longvid.models.registry import create_model, list_configs
+from longvid.models.registry import (
+    SHIPPED_MODELS,
+    create_model,
+    list_configs,
+    shipped_model_dir,
+)
 from longvid.prompting.prompt import FitPolicy, assemble, build_video_prompt
 from longvid.prompting.templates import get_template
 from longvid.prompting.tokenizer import byte_level_tokenizer
@@ -81,10 +86,13 @@ class Answer:
 
 
 def load_model(name_or_dir: str | os.PathLike[str]) -> LongVideoLM:
-    """A checkpoint directory (`LongVideoLM.from_pretrained`) or a registry name (random
-    weights, with the offline byte-level tokenizer when the config ships none)."""
+    """A shipped trained model (``"longvid-mini"``, ...; `longvid.models.registry.
+    SHIPPED_MODELS`), a checkpoint directory (`LongVideoLM.from_pretrained`) or a registry
+    name (random weights, with the offline byte-level tokenizer when the config ships none)."""
     path = Path(name_or_dir)
-    if path.is_dir():
+    if str(name_or_dir) in SHIPPED_MODELS:
+        model = LongVideoLM.from_pretrained(shipped_model_dir(str(name_or_dir)))
+    elif path.is_dir():
         model = LongVideoLM.from_pretrained(path)
     else:
         if str(name_or_dir) not in list_configs():
@@ -133,7 +141,7 @@ def generate(
     sampler: Sampler | None = None,
     *,
     max_new_tokens: int = 64,
-    timestamps: bool = False,
+    timestamps: bool | None = None,
     fit: FitPolicy = "error",
     compressor: str | None = None,
     chunk_size: int = 16,
@@ -150,9 +158,9 @@ def generate(
 
     ``sampler`` defaults to ``fps(1.0, max_frames=32)``. ``compressor`` replaces the model's
     compressor with a freshly built one of that name (default parameters; a compressor with
-    weights then has random ones). ``timestamps=True`` puts "frame at
-    12.5 s:" before each frame's tokens. ``fit="drop_frames"`` drops frames evenly when the
-    prompt would not fit the context (else `ContextOverflowError`). ``progress(done, total)``
+    weights then has random ones). ``timestamps=True`` puts "frame at 12.5 s:" before each
+    frame's tokens (None: as the model was trained, ``config.timestamps``).
+    ``fit="drop_frames"`` drops frames evenly when the prompt would not fit the context (else `ContextOverflowError`). ``progress(done, total)``
     follows the vision tower over the frames.
 
     ``subtitles`` (a subtitle file, loaded `Subtitles`, or ``"auto"`` where
@@ -184,6 +192,8 @@ def generate(
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     config = model.config
+    if timestamps is None:
+        timestamps = config.timestamps
     subs = _load_subtitles(video, subtitles)
     said = "speech" if subs is not None and subs.format == "whisper" else "subtitles"
     features: torch.Tensor | None = None  # set here when the feature cache supplies them

@@ -285,6 +285,13 @@ class LongVideoConfig:
     template of `longvid.prompting`; ``image_token`` is the placeholder a prompt writes where the
     visual tokens go, and ``image_token_index`` the id it becomes in ``input_ids`` (LLaVA's -200,
     outside every vocabulary). ``trained`` marks weights that learnt something.
+
+    ``language_model_weights`` names where the language model's weights come from when the
+    checkpoint does not store them (`longvid.models.base_llm.resolve_language_model`: a
+    registered offline model such as ``"smollm2-135m-instruct"``, or a directory); the
+    checkpoint then holds only the parts the project trained, plus an optional LoRA adapter.
+    ``timestamps`` says the model was trained with a time mark ("frame at 12.5 s:") before
+    each frame, so its prompts carry them by default.
     """
 
     vision_tower: VisionTowerConfig
@@ -297,6 +304,8 @@ class LongVideoConfig:
     image_token_index: int = -200
     trained: bool = False
     name: str | None = None
+    language_model_weights: str | None = None
+    timestamps: bool = False
 
     def __post_init__(self) -> None:
         for attr, cls in (
@@ -319,8 +328,13 @@ class LongVideoConfig:
             raise ConfigError("key 'image_token': must not be empty")
         _expect_int(self.image_token_index, "image_token_index")
         _expect_bool(self.trained, "trained")
+        _expect_bool(self.timestamps, "timestamps")
         if self.name is not None:
             _expect_str(self.name, "name")
+        if self.language_model_weights is not None and not _expect_str(
+            self.language_model_weights, "language_model_weights"
+        ):
+            raise ConfigError("key 'language_model_weights': must not be empty")
         # Let transformers check both sub-configs now, and check what depends on them.
         vision = self.vision_config()
         n_states = vision.num_hidden_layers + 1
@@ -406,6 +420,8 @@ class LongVideoConfig:
             "image_token_index",
             "trained",
             "name",
+            "language_model_weights",
+            "timestamps",
         }
         _reject_unknown(data, top, "")
 
@@ -433,7 +449,8 @@ class LongVideoConfig:
                 proc, set(ImageProcessingConfig.__dataclass_fields__), "image_processing."
             )
             kwargs["image_processing"] = ImageProcessingConfig(**proc)
-        for name in ("chat_template", "image_token", "image_token_index", "trained", "name"):
+        optional = ("chat_template", "image_token", "image_token_index", "trained", "name")
+        for name in (*optional, "language_model_weights", "timestamps"):
             if name in data:
                 kwargs[name] = data[name]
         return cls(**kwargs)

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
+ADAPTER_DIR = "adapter"  # the LoRA adapter of a checkpoint whose LLM comes from elsewhere
 SAFE_INDEX_NAME = "model.safetensors.index.json"
 PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_INDEX_NAME = "pytorch_model.bin.index.json"
@@ -221,14 +222,17 @@ class LongVideoLM(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``config.json``, ``model.safetensors`` (and the tokenizer's files if one is
-        attached) into ``directory``. Tied weights are stored once. Returns the directory."""
+        attached) into ``directory``. Tied weights are stored once; the language model is left
+        out when ``config.language_model_weights`` says where it comes from (a LoRA adapter
+        trained on it is saved by `save_adapter`). Returns the directory."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory)
+        stored = _stored_names(self)
         tensors = {
             name: tensor.detach().to("cpu").contiguous()
             for name, tensor in self.state_dict().items()
-            if name in _canonical_names(self)
+            if name in stored
         }
         save_file(tensors, directory / SAFE_WEIGHTS_NAME, metadata={"format": "pt"})
         if self.tokenizer is not None:
@@ -266,9 +270,46 @@ class LongVideoLM(nn.Module):
         config = LongVideoConfig.load(config_path)
         source = CheckpointTensors.from_directory(directory, allow_pickle=allow_pickle)
         model = cls.build_empty(config, device=device, dtype=dtype)
-        load_checked_state(model, source)
+        if config.language_model_weights is None:
+            load_checked_state(model, source)
+        else:
+            model.load_base_language_model()
+            load_checked_state(model, source, only=lambda name: not _is_llm(name))
+            adapter = directory / ADAPTER_DIR
+            if adapter.is_dir():
+                model.merge_adapter(adapter)
         model.tokenizer = load_tokenizer(directory)
         return model.eval()
+
+    def load_base_language_model(self) -> None:
+        """Fill the language model from ``config.language_model_weights`` (a registered offline
+        model or a directory; `longvid.models.base_llm`)."""
+        from longvid.models.base_llm import resolve_language_model
+
+        base = resolve_language_model(self.config.language_model_weights)
+        source = CheckpointTensors.from_directory(base)
+        load_checked_state(self.language_model, source)
+        self.language_model.tie_weights()
+
+    def save_adapter(self, peft_model: Any, directory: str | os.PathLike[str]) -> Path:
+        """Save the LoRA adapter of ``peft_model`` (the language model wrapped by peft) into
+        ``directory/adapter``, where `from_pretrained` finds and merges it."""
+        target = Path(directory) / ADAPTER_DIR
+        peft_model.save_pretrained(target, safe_serialization=True)
+        return target
+
+    def merge_adapter(self, adapter: Path) -> None:
+        """Merge a saved LoRA adapter into the language model's weights (inference runs at
+        the base model's speed); a `CheckpointError` names the folder when it cannot."""
+        try:
+            from peft import PeftModel
+
+            wrapped = PeftModel.from_pretrained(self.language_model, str(adapter))
+            self.language_model = wrapped.merge_and_unload()
+        except ImportError:
+            raise CheckpointError("a LoRA adapter needs peft (pip install peft)", adapter) from None
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise CheckpointError(f"cannot load the LoRA adapter: {err}", adapter) from None
 
     @classmethod
     def build_empty(
@@ -394,6 +435,7 @@ def load_checked_state(
     source: CheckpointTensors,
     rename: Mapping[str, str] | None = None,
     ignore: Callable[[str], bool] | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> None:
     """Copy ``source`` into ``model`` after checking that both hold exactly the same tensors.
 
@@ -401,11 +443,14 @@ def load_checked_state(
     for which ``ignore(name)`` is true are skipped (stale buffers of older transformers). A
     parameter tied to another one (``lm_head`` = ``embed_tokens``) may be absent. Every missing,
     unexpected and mis-shaped tensor is listed, with shapes, in one `CheckpointError` naming
-    the file; nothing is copied unless all match.
+    the file; nothing is copied unless all match. ``only(name)`` restricts the check to the
+    model's tensors it accepts (the rest come from elsewhere).
     """
     rename = rename or {}
     # state_dict() leaves non-persistent buffers (RoPE tables, CLIP position ids) out.
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    expected = {
+        name: tuple(t.shape) for name, t in model.state_dict().items() if only is None or only(name)
+    }
     canonical = _canonical_names(model)
     found: dict[str, str] = {}  # model name -> checkpoint name
     unexpected: list[str] = []
@@ -450,6 +495,19 @@ def load_tokenizer(directory: Path) -> Any:
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _is_llm(name: str) -> bool:
+    return name.startswith("language_model.")
+
+
+def _stored_names(model: LongVideoLM) -> set[str]:
+    """The tensors `save_pretrained` writes: canonical ones, without the language model when
+    the config names where its weights come from."""
+    names = _canonical_names(model)
+    if model.config.language_model_weights is not None:
+        names = {name for name in names if not _is_llm(name)}
+    return names
 
 
 def _canonical_names(model: nn.Module) -> set[str]:

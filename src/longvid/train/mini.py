@@ -1,0 +1,308 @@
+"""The longvid-mini recipe: projector and compressor training, LLaVA-style, on SmolLM2.
+
+Liu et al., "Visual Instruction Tuning" (2023), section 4.2: stage 1 aligns the projector with
+the frozen LLM on image captions; stage 2 tunes on instructions, here with LoRA on the LLM
+(Hu et al., 2021) instead of full fine-tuning, so the adapter stays a few MB. The vision tower
+comes from `longvid.train.vision` and stays frozen. Each of the four compressors gets its own
+projector (and its own learned compressor layers: LLaMA-VID's MiniLM query projection,
+PPLLaVA's visual projection into MiniLM space, MiniGPT4-Video's merge projection).
+
+Data is procedural (`longvid.train.videoqa`): stage 1 captions single rendered frames; stage 2
+asks the five question kinds about rendered timelines of 6-12 frames (the issue caps training
+clips at 16), multiple-choice and open, half of them with the subtitle channel interleaved as
+``longvid ask`` does. Every prompt is built by the same functions inference uses
+(`build_video_prompt` / `build_interleaved_prompt` + `assemble`), so train and test prompts are
+the same token for token; the loss covers only the answer and the template's stop string.
+
+The budget fits two CPU cores (SmolLM2-135M trains at a few hundred tokens/s): few visual tokens
+per frame, short clips, a few thousand samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from longvid.io.subtitles import Cue, Subtitles
+from longvid.models.modeling import LongVideoLM
+from longvid.models.registry import mini_config
+from longvid.prompting.prompt import assemble, build_video_prompt
+from longvid.prompting.templates import get_template
+from longvid.train.loop import LoopConfig, LoopResult, plot_curve, run_loop
+from longvid.train.videoqa import QUESTION_KINDS, caption_sample, make_sample, split_seeds
+from longvid.train.vision import to_pixels
+
+__all__ = [
+    "LORA_TARGETS",
+    "Example",
+    "StageConfig",
+    "build_student",
+    "caption_example",
+    "example_loss",
+    "package",
+    "qa_example",
+    "train_compressor",
+    "train_stage1",
+    "train_stage2",
+]
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+CAPTION_QUESTION = "Describe what is drawn on the frame."
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    """One training example: frames at times, the question as asked, the answer, and the
+    subtitle cues to interleave (None: the subtitle channel is off)."""
+
+    frames: np.ndarray
+    times: list[float]
+    question: str
+    answer: str
+    subtitles: list[tuple[float, float, str]] | None = None
+
+
+@dataclass
+class StageConfig:
+    """Steps, samples per step and learning rate of one stage (and the LoRA rank of stage 2)."""
+
+    steps: int
+    batch: int = 4
+    lr: float = 1e-3
+    lora_rank: int = 16
+    seed: int = 0
+
+
+def build_student(
+    compressor: str, tower: str | Path | None = None, *, config=None
+) -> LongVideoLM:
+    """longvid-mini before stage 1: the real SmolLM2 weights, the contrastively trained tower
+    from ``tower`` (a `ContrastiveTower` safetensors file; None keeps the random one), a fresh
+    projector and compressor. PPLLaVA's visual projection into MiniLM space starts from the
+    tower's contrastive head, which was trained for exactly that map."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from longvid.models.base_llm import resolve_language_model
+
+    config = config or mini_config(compressor)
+    model = LongVideoLM(config)
+    if config.language_model_weights is not None:
+        model.load_base_language_model()
+        model.tokenizer = AutoTokenizer.from_pretrained(
+            str(resolve_language_model(config.language_model_weights)), local_files_only=True
+        )
+    else:  # a tiny random LLM (tests): the offline byte-level tokenizer
+        from longvid.prompting.tokenizer import byte_level_tokenizer
+
+        model.tokenizer = byte_level_tokenizer()
+    if tower is not None:
+        state = load_file(str(tower))
+        vision = {k.removeprefix("tower."): v for k, v in state.items() if k.startswith("tower.")}
+        model.vision_tower.load_state_dict(vision)
+        projection = getattr(model.compressor, "visual_projection", None)
+        if projection is not None and projection.weight.shape == state["head.weight"].shape:
+            with torch.no_grad():
+                projection.weight.copy_(state["head.weight"])
+                projection.bias.copy_(state["head.bias"])
+    model.vision_tower.requires_grad_(False)
+    model.language_model.requires_grad_(False)
+    return model
+
+
+def caption_example(seed: int, split: str = "train") -> Example:
+    """Stage 1: one rendered frame and its caption."""
+    frame, text, _ = caption_sample(seed, split)
+    return Example(frame[None], [0.0], CAPTION_QUESTION, text)
+
+
+def qa_example(seed: int, split: str = "train", *, text_channels: bool | None = None) -> Example:
+    """Stage 2: a question of a random kind about a 6-12 frame rendered timeline.
+
+    ``text_channels`` None draws it (half the examples get the subtitle channel); subtitle
+    questions only come with the channel on, since without it they have no answer.
+    """
+    rng = np.random.default_rng(seed)
+    channels = bool(rng.integers(2)) if text_channels is None else text_channels
+    kinds = [k for k in QUESTION_KINDS if channels or k != "subtitle"]
+    kind = kinds[int(rng.integers(len(kinds)))]
+    sample = make_sample(
+        seed,
+        split,
+        kind=kind,
+        n_frames=int(rng.integers(6, 13)),
+        multiple_choice=bool(rng.integers(2)),
+        subtitles=channels,
+    )
+    return Example(
+        sample.frames,
+        list(sample.timestamps),
+        sample.prompt(),
+        sample.answer,
+        list(sample.subtitles) if channels else None,
+    )
+
+
+def prompt_embeds(
+    model: LongVideoLM, example: Example, *, timestamps: bool = True
+) -> tuple[Tensor, int]:
+    """The assembled prompt of ``example`` as ``longvid ask`` builds it, with gradients
+    flowing into the projector and compressor: ``(inputs_embeds (1, L, D), L)``."""
+    config = model.config
+    pixels = to_pixels(
+        example.frames, config.image_processing.image_mean, config.image_processing.image_std
+    )
+    features = model.encode_images(pixels)
+    times = np.asarray(example.times, dtype=np.float64)
+    compressed = model.compressor(
+        features, projector=model.project, frame_times=times, question=example.question
+    )
+    template = get_template(config.chat_template)
+    if example.subtitles is not None:
+        from longvid.prompting.minigpt4video import build_interleaved_prompt
+
+        captions = subtitle_captions(example.subtitles, times)
+        prompt = build_interleaved_prompt(
+            template,
+            example.question,
+            times.tolist(),
+            compressed.tokens_per_frame,
+            captions,
+            timestamps=timestamps,
+        )
+    else:
+        prompt = build_video_prompt(
+            template, example.question, times.tolist(), compressed.tokens_per_frame, timestamps
+        )
+    assembled = assemble(
+        prompt,
+        model.tokenizer,
+        model.embed_tokens,
+        compressed.tokens.to(model.dtype),
+        config.context_length,
+    )
+    return assembled.inputs_embeds, assembled.token_count
+
+
+def subtitle_captions(cues: list[tuple[float, float, str]], times: np.ndarray) -> list[str | None]:
+    """Each frame's subtitle caption as ``longvid ask`` interleaves it."""
+    from longvid.io.subtitle_alignment import align_captions
+
+    subs = Subtitles([Cue(float(a), float(b), text) for a, b, text in cues])
+    return align_captions(subs, times)
+
+
+def example_loss(model: LongVideoLM, example: Example) -> Tensor:
+    """Next-token cross-entropy on the answer and the stop string only."""
+    embeds, length = prompt_embeds(model, example)
+    stop = get_template(model.config.chat_template).stop_strings[0]
+    answer_ids = model.tokenizer(example.answer + stop, add_special_tokens=False)["input_ids"]
+    answer = torch.tensor(answer_ids, device=embeds.device)
+    inputs = torch.cat([embeds, model.embed_tokens(answer)[None].to(embeds.dtype)], dim=1)
+    labels = torch.cat([torch.full((length,), IGNORE, device=embeds.device), answer])[None]
+    return model.language_model(inputs_embeds=inputs, labels=labels).loss
+
+
+def _stage_loss(model: LongVideoLM, make, seeds: list[int], batch: int):
+    def loss_fn(step: int) -> Tensor:
+        chosen = seeds[step * batch : (step + 1) * batch]
+        return sum(example_loss(model, make(s)) for s in chosen) / len(chosen)
+
+    return loss_fn
+
+
+def train_stage1(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) -> LoopResult:
+    """Stage 1: projector and compressor on captions, everything else frozen."""
+    seeds = split_seeds("train", stage.steps * stage.batch, start=stage.seed * 10**7)
+    config = LoopConfig(steps=stage.steps, lr=stage.lr, warmup=max(1, stage.steps // 10),
+                        seed=stage.seed, checkpoint_every=25)
+    loss = _stage_loss(model, caption_example, seeds, stage.batch)
+    return run_loop("stage1-captions", model, loss, config, out_dir)
+
+
+def add_lora(model: LongVideoLM, rank: int) -> object:
+    """Wrap the language model with a LoRA adapter (peft) on the attention projections; the
+    wrapped model replaces ``model.language_model`` and is returned."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                      target_modules=list(LORA_TARGETS))
+    model.language_model = get_peft_model(model.language_model, lora)
+    return model.language_model
+
+
+def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) -> LoopResult:
+    """Stage 2: instruction tuning on procedural video QA, projector + compressor + LoRA."""
+    seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
+    config = LoopConfig(steps=stage.steps, lr=stage.lr, warmup=max(1, stage.steps // 10),
+                        seed=stage.seed, checkpoint_every=25)
+    loss = _stage_loss(model, lambda s: qa_example(s), seeds, stage.batch)
+    return run_loop("stage2-instructions", model, loss, config, out_dir)
+
+
+def package(model: LongVideoLM, target: str | Path, *, name: str, logs: list[Path]) -> Path:
+    """Write the trained parts as a longvid checkpoint: config (``trained``), the tower,
+    projector and compressor in float16 safetensors, the LoRA adapter, the tokenizer, and the
+    training curve. The LLM itself is not stored (``language_model_weights``)."""
+    target = Path(target)
+    model.config.trained = True
+    model.config.name = name
+    peft_model = model.language_model
+    base = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
+    model.language_model = base
+    try:
+        model.save_pretrained(target)
+    finally:
+        model.language_model = peft_model
+    _halve(target / "model.safetensors")
+    if hasattr(peft_model, "save_pretrained") and peft_model is not base:
+        model.save_adapter(peft_model, target)
+        _halve(target / "adapter" / "adapter_model.safetensors")
+    plot_curve(logs, target / "training_curve.png")
+    return target
+
+
+def _halve(path: Path) -> None:
+    """Store a safetensors file's float32 tensors as float16 (loading casts them back)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {
+        k: v.half() if v.dtype == torch.float32 else v for k, v in load_file(str(path)).items()
+    }
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def write_metrics(target: Path, metrics: dict) -> None:
+    """Keep the recipe's measured figures beside the weights (the model card quotes them)."""
+    (target / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def train_compressor(
+    compressor: str,
+    tower: str | Path | None,
+    work_dir: str | Path,
+    target: str | Path,
+    stage1: StageConfig,
+    stage2: StageConfig,
+    *,
+    name: str | None = None,
+    config=None,
+) -> Path:
+    """The whole recipe for one compressor: stage 1, LoRA, stage 2, packaged at ``target``.
+
+    ``work_dir`` keeps each stage's checkpoints, so rerunning the same command resumes where it
+    stopped (a finished stage is skipped; stage 2 restarts from stage 1's final weights).
+    """
+    work = Path(work_dir)
+    model = build_student(compressor, tower, config=config)
+    train_stage1(model, work / "stage1", stage1)
+    add_lora(model, stage2.lora_rank)
+    train_stage2(model, work / "stage2", stage2)
+    logs = [work / "stage1" / "log.jsonl", work / "stage2" / "log.jsonl"]
+    return package(model, target, name=name or f"longvid-mini-{compressor}", logs=logs)

@@ -1,0 +1,211 @@
+"""Train longvid-mini's vision tower by locked-text tuning against frozen MiniLM.
+
+No pretrained vision encoder is installable offline, so longvid-mini grows its own: a small
+CLIP ViT (`longvid.models.registry.MINI_TOWER`) learns to put each rendered frame
+(`longvid.train.render`: words on cards and coloured shapes over real footage) near the
+MiniLM sentence embedding of its caption. The text side is frozen, as in LiT (Zhai et al.,
+"LiT: Zero-Shot Transfer with Locked-image text Tuning", CVPR 2022, with the roles of the
+towers swapped: here the text tower is the locked one), and the loss is CLIP's symmetric
+InfoNCE (Radford et al., 2021, section 2.3) with a learned temperature.
+
+The image embedding is the mean of the last layer's patch tokens through ``head`` (192 -> 384),
+so the patch tokens the compressors read are the ones trained, and ``head`` maps a single patch
+into MiniLM space too: PPLLaVA's prompt-guided pooling on longvid-mini starts from it.
+
+`evaluate_retrieval` reports zero-shot accuracy on held-out scenes (test seeds, test footage):
+reading the card's word among all `WORDS`, the shapes' colour, kind and count, and image ->
+caption retrieval among the held-out captions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from longvid.encoders.anyres import CLIP_MEAN, CLIP_STD
+from longvid.encoders.minilm import get_minilm
+from longvid.train.loop import LoopConfig, LoopResult, run_loop
+from longvid.train.render import (
+    COLORS,
+    COUNTS,
+    NUMBER_WORDS,
+    SHAPES,
+    WORDS,
+    Backgrounds,
+    caption,
+    random_scene,
+    render,
+)
+
+__all__ = ["ContrastiveTower", "RetrievalReport", "evaluate_retrieval", "train_tower"]
+
+SEED_STRIDE = 1_000_003  # steps of different seeds never share a batch
+
+
+class ContrastiveTower(nn.Module):
+    """A transformers vision tower plus the head into MiniLM space and CLIP's temperature."""
+
+    def __init__(self, tower: nn.Module, text_dim: int = 384) -> None:
+        super().__init__()
+        self.tower = tower
+        self.head = nn.Linear(tower.config.hidden_size, text_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def patch_features(self, pixel_values: Tensor) -> Tensor:
+        """The last layer's patch tokens ``(N, P, D)`` (CLS dropped), what the compressors read
+        with ``select_layer=-1``."""
+        out = self.tower(pixel_values=pixel_values, output_hidden_states=True)
+        return out.hidden_states[-1][:, 1:]
+
+    def embed(self, pixel_values: Tensor) -> Tensor:
+        """Unit-norm image embeddings ``(N, text_dim)`` in MiniLM's space."""
+        return F.normalize(self.head(self.patch_features(pixel_values).mean(1)), dim=-1)
+
+
+def to_pixels(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """``(N, S, S, 3)`` uint8 frames at the tower's size -> normalised ``(N, 3, S, S)``
+    float32, exactly what the model's square image processor gives for frames of that size."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def rendered_batch(
+    rng: np.random.Generator, backgrounds: Backgrounds, size: int, n: int
+) -> tuple[np.ndarray, list[str]]:
+    """``n`` random scenes over random backgrounds and their captions. Cards appear in 3 of 4
+    frames (reading words is the hardest skill), shapes in half."""
+    frames, captions = [], []
+    for _ in range(n):
+        scene = random_scene(rng, card=bool(rng.random() < 0.75))
+        frames.append(render(scene, backgrounds.sample(rng, size), size))
+        captions.append(caption(scene))
+    return np.stack(frames), captions
+
+
+def train_tower(
+    model: ContrastiveTower,
+    out_dir: str | Path,
+    *,
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    image_mean: tuple[float, ...] = CLIP_MEAN,
+    image_std: tuple[float, ...] = CLIP_STD,
+    progress: bool = True,
+) -> LoopResult:
+    """Locked-text contrastive training of ``model`` (resumable from ``out_dir``)."""
+    size = model.tower.config.image_size
+    backgrounds = Backgrounds.load("train", size=size)
+    minilm = get_minilm()
+
+    def loss_fn(step: int) -> Tensor:
+        rng = np.random.default_rng(seed * SEED_STRIDE + step)
+        frames, captions = rendered_batch(rng, backgrounds, size, batch_size)
+        device = model.head.weight.device
+        text = minilm.embed(captions).to(device)
+        image = model.embed(to_pixels(frames, image_mean, image_std).to(device))
+        logits = model.logit_scale.clamp(max=math.log(100)).exp() * image @ text.T
+        # Identical captions in a batch are both positives, not negatives of each other.
+        same = torch.tensor(
+            [[a == b for b in captions] for a in captions], device=device, dtype=torch.bool
+        )
+        targets = same.float() / same.float().sum(1, keepdim=True)
+        return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T))
+
+    config = LoopConfig(
+        steps=steps,
+        lr=lr,
+        warmup=min(50, steps // 10 + 1),
+        weight_decay=0.05,
+        seed=seed,
+        checkpoint_every=50,
+    )
+    return run_loop("vision-contrastive", model, loss_fn, config, out_dir, progress=progress)
+
+
+@dataclass
+class RetrievalReport:
+    """Zero-shot accuracies on held-out rendered scenes (fractions), and chance for each."""
+
+    n_images: int
+    word: float
+    shape_color: float
+    shape_kind: float
+    shape_count: float
+    caption_top1: float
+    caption_top5: float
+
+    def chance(self) -> dict[str, float]:
+        """Accuracy of guessing, per probe."""
+        return {
+            "word": 1 / len(WORDS),
+            "shape_color": 1 / len(COLORS),
+            "shape_kind": 1 / len(SHAPES),
+            "shape_count": 1 / len(COUNTS),
+            "caption_top1": 1 / self.n_images,
+            "caption_top5": min(1.0, 5 / self.n_images),
+        }
+
+
+@torch.no_grad()
+def evaluate_retrieval(
+    model: ContrastiveTower,
+    *,
+    n_images: int = 400,
+    seed: int = 7,
+    image_mean: tuple[float, ...] = CLIP_MEAN,
+    image_std: tuple[float, ...] = CLIP_STD,
+) -> RetrievalReport:
+    """Zero-shot probes on ``n_images`` scenes drawn over the *test* footage: each probe picks
+    the candidate caption (every word, colour, shape, count) closest to the image."""
+    model.eval()
+    size = model.tower.config.image_size
+    backgrounds = Backgrounds.load("test", size=size)
+    rng = np.random.default_rng(10**9 + seed)  # far from every training step's seed
+    scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n_images)]
+    frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
+    device = model.head.weight.device
+    images = torch.cat(
+        [
+            model.embed(to_pixels(frames[i : i + 64], image_mean, image_std).to(device))
+            for i in range(0, n_images, 64)
+        ]
+    )
+    minilm = get_minilm()
+
+    def probe(candidates: list[str], truth: list[int]) -> float:
+        text = minilm.embed(candidates).to(device)
+        guess = (images @ text.T).argmax(1).cpu()
+        return float((guess == torch.tensor(truth)).float().mean())
+
+    word = probe([f'the word "{w}"' for w in WORDS], [WORDS.index(s.card.word) for s in scenes])
+    colors = list(COLORS)
+    shape_color = probe(
+        [f"{c} shapes" for c in colors], [colors.index(s.shapes.color) for s in scenes]
+    )
+    shape_kind = probe([f"{k}s" for k in SHAPES], [SHAPES.index(s.shapes.shape) for s in scenes])
+    shape_count = probe(
+        [f"{NUMBER_WORDS[n]} shapes" for n in COUNTS],
+        [COUNTS.index(s.shapes.count) for s in scenes],
+    )
+    captions = minilm.embed([caption(s) for s in scenes]).to(device)
+    ranks = (images @ captions.T).argsort(1, descending=True).cpu()
+    truth = torch.arange(n_images)[:, None]
+    return RetrievalReport(
+        n_images=n_images,
+        word=word,
+        shape_color=shape_color,
+        shape_kind=shape_kind,
+        shape_count=shape_count,
+        caption_top1=float((ranks[:, :1] == truth).any(1).float().mean()),
+        caption_top5=float((ranks[:, :5] == truth).any(1).float().mean()),
+    )
