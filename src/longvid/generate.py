@@ -160,8 +160,8 @@ def generate(
     compressor with a freshly built one of that name (default parameters; a compressor with
     weights then has random ones). ``timestamps=True`` puts "frame at 12.5 s:" before each
     frame's tokens (None: as the model was trained, ``config.timestamps``).
-    ``fit="drop_frames"`` drops frames evenly when the prompt would not fit the context (else `ContextOverflowError`). ``progress(done, total)``
-    follows the vision tower over the frames.
+    ``fit="drop_frames"`` drops frames evenly when the prompt would not fit the context (else
+    `ContextOverflowError`). ``progress(done, total)`` follows the vision tower over the frames.
 
     ``subtitles`` (a subtitle file, loaded `Subtitles`, or ``"auto"`` where
     `longvid.io.speech` is installed) are interleaved MiniGPT4-Video style: each frame followed

@@ -79,9 +79,7 @@ class StageConfig:
     seed: int = 0
 
 
-def build_student(
-    compressor: str, tower: str | Path | None = None, *, config=None
-) -> LongVideoLM:
+def build_student(compressor: str, tower: str | Path | None = None, *, config=None) -> LongVideoLM:
     """longvid-mini before stage 1: the real SmolLM2 weights, the contrastively trained tower
     from ``tower`` (a `ContrastiveTower` safetensors file; None keeps the random one), a fresh
     projector and compressor. PPLLaVA's visual projection into MiniLM space starts from the
@@ -220,8 +218,13 @@ def _stage_loss(model: LongVideoLM, make, seeds: list[int], batch: int):
 def train_stage1(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) -> LoopResult:
     """Stage 1: projector and compressor on captions, everything else frozen."""
     seeds = split_seeds("train", stage.steps * stage.batch, start=stage.seed * 10**7)
-    config = LoopConfig(steps=stage.steps, lr=stage.lr, warmup=max(1, stage.steps // 10),
-                        seed=stage.seed, checkpoint_every=25)
+    config = LoopConfig(
+        steps=stage.steps,
+        lr=stage.lr,
+        warmup=max(1, stage.steps // 10),
+        seed=stage.seed,
+        checkpoint_every=25,
+    )
     loss = _stage_loss(model, caption_example, seeds, stage.batch)
     return run_loop("stage1-captions", model, loss, config, out_dir)
 
@@ -231,8 +234,9 @@ def add_lora(model: LongVideoLM, rank: int) -> object:
     wrapped model replaces ``model.language_model`` and is returned."""
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
-                      target_modules=list(LORA_TARGETS))
+    lora = LoraConfig(
+        r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS)
+    )
     model.language_model = get_peft_model(model.language_model, lora)
     return model.language_model
 
@@ -240,8 +244,13 @@ def add_lora(model: LongVideoLM, rank: int) -> object:
 def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) -> LoopResult:
     """Stage 2: instruction tuning on procedural video QA, projector + compressor + LoRA."""
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
-    config = LoopConfig(steps=stage.steps, lr=stage.lr, warmup=max(1, stage.steps // 10),
-                        seed=stage.seed, checkpoint_every=25)
+    config = LoopConfig(
+        steps=stage.steps,
+        lr=stage.lr,
+        warmup=max(1, stage.steps // 10),
+        seed=stage.seed,
+        checkpoint_every=25,
+    )
     loss = _stage_loss(model, lambda s: qa_example(s), seeds, stage.batch)
     return run_loop("stage2-instructions", model, loss, config, out_dir)
 
