@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
@@ -211,16 +213,27 @@ def _resume(
         return 0
     try:
         state = json.loads(state_path.read_text())
-        if state["stage"] != name:
-            raise CheckpointError(
-                f"holds a checkpoint of stage {state['stage']!r}, not {name!r}: use another "
-                "output folder",
-                state_path,
-            )
-        tensors = load_file(out / CHECKPOINT)
-        optimizer_state = torch.load(out / OPTIMIZER, weights_only=True)
-    except (OSError, KeyError, ValueError, RuntimeError) as err:
+        stage, step = state["stage"], int(state["step"])
+    except (OSError, KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"cannot resume from this checkpoint: {err}", state_path) from None
+    if stage != name:
+        raise CheckpointError(
+            f"holds a checkpoint of stage {stage!r}, not {name!r}: use another output folder",
+            state_path,
+        )
+    # Each file is named on its own: a corrupt one says which (delete the folder to restart).
+    try:
+        tensors = load_file(out / CHECKPOINT)
+    except (OSError, SafetensorError) as err:
+        raise CheckpointError(
+            f"cannot resume from this checkpoint: {err}", out / CHECKPOINT
+        ) from None
+    try:
+        optimizer_state = torch.load(out / OPTIMIZER, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise CheckpointError(
+            f"cannot resume from this optimizer state: {err}", out / OPTIMIZER
+        ) from None
     if set(tensors) != set(params):
         raise CheckpointError(
             "its trainable tensors differ from the model's (another recipe?)", out / CHECKPOINT
@@ -229,7 +242,7 @@ def _resume(
         for n, p in params.items():
             p.copy_(tensors[n])
     optimizer.load_state_dict(optimizer_state)
-    return min(int(state["step"]), config.steps)
+    return min(step, config.steps)
 
 
 def _logged_losses(out: Path, start: int) -> list[float]:
