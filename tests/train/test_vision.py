@@ -1,0 +1,122 @@
+"""Tests of the vision tower's locked-text training: shapes, the contrastive loss learning,
+resumable training and the zero-shot retrieval report."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+from longvid.encoders.anyres import CLIP_MEAN, CLIP_STD
+from longvid.train import vision
+from longvid.train.render import Backgrounds
+from longvid.train.vision import (
+    ContrastiveTower,
+    RetrievalReport,
+    evaluate_retrieval,
+    rendered_batch,
+    to_pixels,
+    train_tower,
+)
+
+SIZE = 32
+
+
+def tiny_tower(seed: int = 0) -> ContrastiveTower:
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=SIZE,
+        patch_size=8,
+    )
+    return ContrastiveTower(CLIPVisionModel(config))
+
+
+def test_patch_features_and_embeddings() -> None:
+    model = tiny_tower().eval()
+    pixels = torch.randn(3, 3, SIZE, SIZE)
+    assert model.patch_features(pixels).shape == (3, 16, 32)  # 4x4 patches, CLS dropped
+    emb = model.embed(pixels)
+    assert emb.shape == (3, 384)  # MiniLM's space
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
+    assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07))
+
+
+def test_to_pixels_normalises_like_clip() -> None:
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    frames[1] = 255
+    x = to_pixels(frames, CLIP_MEAN, CLIP_STD)
+    assert x.shape == (2, 3, 4, 4) and x.dtype == torch.float32
+    for c in range(3):
+        assert x[0, c].unique().item() == pytest.approx(-CLIP_MEAN[c] / CLIP_STD[c])
+        assert x[1, c].unique().item() == pytest.approx((1 - CLIP_MEAN[c]) / CLIP_STD[c])
+
+
+def test_rendered_batch_is_a_function_of_the_rng(assets: Path) -> None:
+    backgrounds = Backgrounds.load("train", size=SIZE)
+    a, caps_a = rendered_batch(np.random.default_rng(5), backgrounds, SIZE, 4)
+    b, caps_b = rendered_batch(np.random.default_rng(5), backgrounds, SIZE, 4)
+    assert a.shape == (4, SIZE, SIZE, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and caps_a == caps_b
+    assert len(caps_a) == 4 and all(isinstance(c, str) and c for c in caps_a)
+
+
+def test_the_contrastive_loss_falls_on_a_fixed_batch(
+    assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train_tower's own loss, fed the same 8 scenes every step: a few AdamW steps must fit it."""
+    backgrounds = Backgrounds.load("train", size=SIZE)
+    fixed = rendered_batch(np.random.default_rng(0), backgrounds, SIZE, 8)
+    monkeypatch.setattr(vision, "rendered_batch", lambda rng, bg, size, n: fixed)
+    model = tiny_tower()
+    result = train_tower(model, tmp_path, steps=8, batch_size=8, lr=3e-3, progress=False)
+    losses = result.losses
+    assert len(losses) == 8 and all(math.isfinite(x) for x in losses)
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
+    assert (tmp_path / "checkpoint.safetensors").is_file()
+    assert (tmp_path / "curve.png").is_file()
+
+
+def test_train_tower_on_fresh_batches_updates_the_tower(assets: Path, tmp_path: Path) -> None:
+    model = tiny_tower()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train_tower(model, tmp_path, steps=3, batch_size=8, progress=False)
+    assert len(result.losses) == 3 and result.resumed_from == 0
+    # At the start the embeddings are near-random: the loss is about log(batch size).
+    assert 0.5 * math.log(8) < result.losses[0] < 2 * math.log(8)
+    after = model.state_dict()
+    for name in (
+        "head.weight",
+        "logit_scale",
+        "tower.embeddings.patch_embedding.weight",
+    ):
+        assert not torch.equal(before[name], after[name]), name
+    again = train_tower(tiny_tower(), tmp_path, steps=3, batch_size=8, progress=False)
+    assert again.resumed_from == 3 and again.losses == result.losses
+
+
+def test_evaluate_retrieval_reports_fractions_and_chance(assets: Path) -> None:
+    report = evaluate_retrieval(tiny_tower(), n_images=24, seed=1)
+    assert isinstance(report, RetrievalReport) and report.n_images == 24
+    chance = report.chance()
+    probes = ("word", "shape_color", "shape_kind", "shape_count", "caption_top1", "caption_top5")
+    assert set(chance) == set(probes)
+    for probe in probes:
+        value = getattr(report, probe)
+        assert 0.0 <= value <= 1.0, probe
+        assert 0.0 < chance[probe] <= 1.0, probe
+        assert value * 24 == pytest.approx(round(value * 24))  # a count out of 24 images
+    assert chance["caption_top1"] == pytest.approx(1 / 24)
+    assert chance["caption_top5"] == pytest.approx(5 / 24)
+    assert chance["shape_kind"] == pytest.approx(1 / 4)
+    assert chance["shape_color"] == pytest.approx(1 / 8)
+    assert report.caption_top5 >= report.caption_top1
+    # Deterministic: the held-out scenes come from the seed.
+    assert evaluate_retrieval(tiny_tower(), n_images=24, seed=1) == report
