@@ -39,6 +39,7 @@ from longvid.train.vision import to_pixels
 
 __all__ = [
     "LORA_TARGETS",
+    "RECIPE",
     "Example",
     "StageConfig",
     "build_student",
@@ -77,6 +78,14 @@ class StageConfig:
     lr: float = 1e-3
     lora_rank: int = 16
     seed: int = 0
+
+
+#: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
+RECIPE = {
+    "vision": {"steps": 800, "batch_size": 96, "lr": 1e-3, "seed": 0},
+    "stage1": StageConfig(steps=100, batch=4, lr=1e-3),
+    "stage2": StageConfig(steps=150, batch=4, lr=5e-4, lora_rank=16),
+}
 
 
 def build_student(compressor: str, tower: str | Path | None = None, *, config=None) -> LongVideoLM:

@@ -48,13 +48,49 @@ __all__ = ["ContrastiveTower", "RetrievalReport", "evaluate_retrieval", "train_t
 SEED_STRIDE = 1_000_003  # steps of different seeds never share a batch
 
 
+ATTRIBUTES: dict[str, tuple[str, list[str]]] = {
+    # name -> (the scene part it describes, the caption of each value)
+    "word": ("card", [f'the word "{w}"' for w in WORDS]),
+    "card_color": ("card", [f"a {c} card" for c in COLORS]),
+    "text_color": ("card", [f"text written in {c}" for c in COLORS]),
+    "shape_kind": ("shapes", [f"{k}s" for k in SHAPES]),
+    "shape_color": ("shapes", [f"{c} shapes" for c in COLORS]),
+    "shape_count": ("shapes", [f"{NUMBER_WORDS[n]} shapes" for n in COUNTS]),
+}
+"""Attribute prompts: besides the whole caption, each image is matched against the MiniLM
+embeddings of every value of each attribute its scene shows (LiT with a fixed prompt bank,
+as CLIP's zero-shot classifier, used here for training too). The whole caption's embedding is
+dominated by its longest parts; these targets make the tower read the word itself."""
+
+
+def attribute_index(scene, name: str) -> int | None:
+    """The index of ``scene``'s value of attribute ``name`` in `ATTRIBUTES` (None: absent)."""
+    card, shapes = scene.card, scene.shapes
+    if name == "word":
+        return None if card is None else WORDS.index(card.word)
+    if name == "card_color":
+        return None if card is None else list(COLORS).index(card.card_color)
+    if name == "text_color":
+        return None if card is None else list(COLORS).index(card.text_color)
+    if shapes is None:
+        return None
+    if name == "shape_kind":
+        return SHAPES.index(shapes.shape)
+    if name == "shape_color":
+        return list(COLORS).index(shapes.color)
+    return COUNTS.index(shapes.count)
+
+
 class ContrastiveTower(nn.Module):
-    """A transformers vision tower plus the head into MiniLM space and CLIP's temperature."""
+    """A transformers vision tower plus heads into MiniLM space and CLIP's temperature:
+    ``head`` for whole captions, ``attribute_heads`` for the `ATTRIBUTES` prompts."""
 
     def __init__(self, tower: nn.Module, text_dim: int = 384) -> None:
         super().__init__()
         self.tower = tower
-        self.head = nn.Linear(tower.config.hidden_size, text_dim)
+        width = tower.config.hidden_size
+        self.head = nn.Linear(width, text_dim)
+        self.attribute_heads = nn.ModuleDict({a: nn.Linear(width, text_dim) for a in ATTRIBUTES})
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def patch_features(self, pixel_values: Tensor) -> Tensor:
@@ -63,9 +99,14 @@ class ContrastiveTower(nn.Module):
         out = self.tower(pixel_values=pixel_values, output_hidden_states=True)
         return out.hidden_states[-1][:, 1:]
 
-    def embed(self, pixel_values: Tensor) -> Tensor:
-        """Unit-norm image embeddings ``(N, text_dim)`` in MiniLM's space."""
-        return F.normalize(self.head(self.patch_features(pixel_values).mean(1)), dim=-1)
+    def embed(self, pixel_values: Tensor, attribute: str | None = None) -> Tensor:
+        """Unit-norm image embeddings ``(N, text_dim)`` in MiniLM's space (for whole captions,
+        or for one attribute's prompts)."""
+        return self.embed_pooled(self.patch_features(pixel_values).mean(1), attribute)
+
+    def embed_pooled(self, pooled: Tensor, attribute: str | None = None) -> Tensor:
+        head = self.head if attribute is None else self.attribute_heads[attribute]
+        return F.normalize(head(pooled), dim=-1)
 
 
 def to_pixels(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
@@ -79,15 +120,15 @@ def to_pixels(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...
 
 def rendered_batch(
     rng: np.random.Generator, backgrounds: Backgrounds, size: int, n: int
-) -> tuple[np.ndarray, list[str]]:
-    """``n`` random scenes over random backgrounds and their captions. Cards appear in 3 of 4
+) -> tuple[np.ndarray, list]:
+    """``n`` random scenes over random backgrounds, and the scenes. Cards appear in 3 of 4
     frames (reading words is the hardest skill), shapes in half."""
-    frames, captions = [], []
+    frames, scenes = [], []
     for _ in range(n):
         scene = random_scene(rng, card=bool(rng.random() < 0.75))
         frames.append(render(scene, backgrounds.sample(rng, size), size))
-        captions.append(caption(scene))
-    return np.stack(frames), captions
+        scenes.append(scene)
+    return np.stack(frames), scenes
 
 
 def train_tower(
@@ -102,24 +143,38 @@ def train_tower(
     image_std: tuple[float, ...] = CLIP_STD,
     progress: bool = True,
 ) -> LoopResult:
-    """Locked-text contrastive training of ``model`` (resumable from ``out_dir``)."""
+    """Locked-text contrastive training of ``model`` (resumable from ``out_dir``): in-batch
+    InfoNCE between images and their captions, plus, per attribute, the cross-entropy of the
+    image against the embeddings of all that attribute's prompts."""
     size = model.tower.config.image_size
     backgrounds = Backgrounds.load("train", size=size)
     minilm = get_minilm()
+    banks = {a: minilm.embed(prompts) for a, (_, prompts) in ATTRIBUTES.items()}
 
     def loss_fn(step: int) -> Tensor:
         rng = np.random.default_rng(seed * SEED_STRIDE + step)
-        frames, captions = rendered_batch(rng, backgrounds, size, batch_size)
+        frames, scenes = rendered_batch(rng, backgrounds, size, batch_size)
+        captions = [caption(s) for s in scenes]
         device = model.head.weight.device
+        scale = model.logit_scale.clamp(max=math.log(100)).exp()
         text = minilm.embed(captions).to(device)
-        image = model.embed(to_pixels(frames, image_mean, image_std).to(device))
-        logits = model.logit_scale.clamp(max=math.log(100)).exp() * image @ text.T
+        pooled = model.patch_features(to_pixels(frames, image_mean, image_std).to(device)).mean(1)
+        logits = scale * model.embed_pooled(pooled) @ text.T
         # Identical captions in a batch are both positives, not negatives of each other.
         same = torch.tensor(
             [[a == b for b in captions] for a in captions], device=device, dtype=torch.bool
         )
         targets = same.float() / same.float().sum(1, keepdim=True)
-        return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T))
+        loss = 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets.T))
+        for name in ATTRIBUTES:
+            truth = [attribute_index(s, name) for s in scenes]
+            rows = [i for i, t in enumerate(truth) if t is not None]
+            if rows:
+                image = model.embed_pooled(pooled[rows], name)
+                attr_logits = scale * image @ banks[name].to(device).T
+                target = torch.tensor([truth[i] for i in rows], device=device)
+                loss = loss + F.cross_entropy(attr_logits, target) / len(ATTRIBUTES)
+        return loss
 
     config = LoopConfig(
         steps=steps,
@@ -174,38 +229,32 @@ def evaluate_retrieval(
     scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n_images)]
     frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
     device = model.head.weight.device
-    images = torch.cat(
+    pooled = torch.cat(
         [
-            model.embed(to_pixels(frames[i : i + 64], image_mean, image_std).to(device))
+            model.patch_features(
+                to_pixels(frames[i : i + 64], image_mean, image_std).to(device)
+            ).mean(1)
             for i in range(0, n_images, 64)
         ]
     )
     minilm = get_minilm()
 
-    def probe(candidates: list[str], truth: list[int]) -> float:
-        text = minilm.embed(candidates).to(device)
-        guess = (images @ text.T).argmax(1).cpu()
-        return float((guess == torch.tensor(truth)).float().mean())
+    def probe(name: str) -> float:
+        bank = minilm.embed(ATTRIBUTES[name][1]).to(device)
+        guess = (model.embed_pooled(pooled, name) @ bank.T).argmax(1).cpu()
+        truth = torch.tensor([attribute_index(s, name) for s in scenes])
+        return float((guess == truth).float().mean())
 
-    word = probe([f'the word "{w}"' for w in WORDS], [WORDS.index(s.card.word) for s in scenes])
-    colors = list(COLORS)
-    shape_color = probe(
-        [f"{c} shapes" for c in colors], [colors.index(s.shapes.color) for s in scenes]
-    )
-    shape_kind = probe([f"{k}s" for k in SHAPES], [SHAPES.index(s.shapes.shape) for s in scenes])
-    shape_count = probe(
-        [f"{NUMBER_WORDS[n]} shapes" for n in COUNTS],
-        [COUNTS.index(s.shapes.count) for s in scenes],
-    )
+    images = model.embed_pooled(pooled)
     captions = minilm.embed([caption(s) for s in scenes]).to(device)
     ranks = (images @ captions.T).argsort(1, descending=True).cpu()
     truth = torch.arange(n_images)[:, None]
     return RetrievalReport(
         n_images=n_images,
-        word=word,
-        shape_color=shape_color,
-        shape_kind=shape_kind,
-        shape_count=shape_count,
+        word=probe("word"),
+        shape_color=probe("shape_color"),
+        shape_kind=probe("shape_kind"),
+        shape_count=probe("shape_count"),
         caption_top1=float((ranks[:, :1] == truth).any(1).float().mean()),
         caption_top5=float((ranks[:, :5] == truth).any(1).float().mean()),
     )
