@@ -338,6 +338,53 @@ def _write_relevance_plot(
     return plot_relevance_timeline(times, relevance, path, title=f"{video.name}: {question}")
 
 
+@app.command("clip")
+def clip_command(
+    out_path: Annotated[Path, typer.Argument(help="Where to write the clip (.mp4).")],
+    seed: Annotated[int, typer.Option(help="Which clip (deterministic; test-split seeds).")] = 0,
+    kind: Annotated[
+        str, typer.Option(help="Question kind: what, when, order, count or subtitle.")
+    ] = "what",
+    multiple_choice: Annotated[
+        bool, typer.Option("--multiple-choice", help="Ask with lettered options.")
+    ] = False,
+    size: Annotated[int, typer.Option(help="Frame side in pixels (square).")] = 256,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print question and answer as JSON.")
+    ] = False,
+) -> None:
+    """Write a procedural clip (rendered cards and shapes over real footage) whose answer is
+    known, with its subtitles beside it, and print the question to ask and the answer."""
+    from longvid.train.videoqa import QUESTION_KINDS, make_sample, split_seeds, write_clip
+
+    if kind not in QUESTION_KINDS:
+        _fail(SamplingError(f"unknown question kind {kind!r}; one of {', '.join(QUESTION_KINDS)}"))
+    try:
+        sample = make_sample(
+            split_seeds("test", 1, start=seed)[0],
+            "test",
+            kind=kind,
+            multiple_choice=multiple_choice,
+            subtitles=kind == "subtitle",
+        )
+        path = write_clip(sample, out_path, size=(size, size))
+    except LongvidError as exc:
+        _fail(exc)
+    info = {
+        "video": str(path),
+        "subtitles": str(path.with_suffix(".srt")) if sample.subtitles else None,
+        "question": sample.prompt(),
+        "answer": sample.answer,
+        "duration": sample.duration,
+    }
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    out.print(f"[bold]clip[/] {path} ({sample.duration:.1f} s)")
+    out.print(f"[bold]question[/] {sample.prompt()}")
+    out.print(f"[bold]answer[/] {sample.answer}")
+
+
 @app.command("extract")
 def extract_command(
     videos: Annotated[
