@@ -308,7 +308,7 @@ class LongVideoLM(nn.Module):
             self.language_model = wrapped.merge_and_unload()
         except ImportError:
             raise CheckpointError("a LoRA adapter needs peft (pip install peft)", adapter) from None
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
             raise CheckpointError(f"cannot load the LoRA adapter: {err}", adapter) from None
 
     @classmethod

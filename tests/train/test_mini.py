@@ -1,0 +1,245 @@
+"""Tests of the longvid-mini recipe on a tiny model: the student, both stages learning, and the
+package (no LLM tensors, float16, LoRA merged on load) giving the trained model back."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from longvid.errors import CheckpointError
+from longvid.models.config import (
+    CompressorConfig,
+    ImageProcessingConfig,
+    LongVideoConfig,
+    VisionTowerConfig,
+)
+from longvid.models.modeling import LongVideoLM
+from longvid.models.registry import MINI_COMPRESSORS
+from longvid.train.mini import (
+    Example,
+    StageConfig,
+    add_lora,
+    build_student,
+    caption_example,
+    example_loss,
+    package,
+    qa_example,
+    train_stage1,
+    train_stage2,
+)
+from longvid.train.videoqa import split_seeds
+from longvid.train.vision import ContrastiveTower
+
+#: longvid-mini's tower shrunk: the real 128 px and 16-px patches (8x8 tokens), 32 wide.
+TINY_TOWER = {
+    "model_type": "clip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "image_size": 128,
+    "patch_size": 16,
+    "hidden_act": "gelu",
+}
+#: A 2-layer Llama over the byte-level tokenizer (259 ids with the ChatML specials). Weights a
+#: little larger than transformers' 0.02 default, so a frozen random LLM still lets the
+#: projector move its output (with 0.02 its logits stay within a few hundredths of uniform).
+TINY_LLM = {
+    "model_type": "llama",
+    "vocab_size": 259,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+    "initializer_range": 0.2,
+}
+
+
+def tiny_config(compressor: str = "longva", weights: str | None = None) -> LongVideoConfig:
+    """`longvid.models.registry.mini_config` with a tiny tower and LLM."""
+    chosen = MINI_COMPRESSORS[compressor]
+    return LongVideoConfig(
+        vision_tower=VisionTowerConfig(config=dict(TINY_TOWER), select_layer=-1),
+        projector="mlp2x_gelu",
+        compressor=CompressorConfig(chosen.name, dict(chosen.params)),
+        language_model=dict(TINY_LLM),
+        image_processing=ImageProcessingConfig(
+            image_aspect_ratio="square", shortest_edge=128, crop_size=128
+        ),
+        chat_template="qwen_1_5",
+        language_model_weights=weights,
+        timestamps=True,
+    )
+
+
+def tiny_tower_file(path: Path, seed: int = 7) -> Path:
+    """A `ContrastiveTower` state dict as `longvid.train.vision` saves it."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(seed)
+    fields = {k: v for k, v in TINY_TOWER.items() if k != "model_type"}
+    tower = ContrastiveTower(CLIPVisionModel(CLIPVisionConfig(**fields)))
+    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, str(path))
+    return path
+
+
+def mean_loss(model: LongVideoLM, examples: list[Example]) -> float:
+    with torch.no_grad():
+        return sum(float(example_loss(model, e)) for e in examples) / len(examples)
+
+
+def trainable(model: torch.nn.Module) -> set[str]:
+    return {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_the_student_trains_only_projector_and_compressor(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_student("longva", config=tiny_config())
+    assert trainable(model) == {"projector"}  # LongVA's pooling has no weights of its own
+    assert model.tokenizer("abc", add_special_tokens=False)["input_ids"] == [97, 98, 99]
+
+
+def test_the_student_takes_the_trained_tower_and_its_head(tmp_path: Path) -> None:
+    tower = tiny_tower_file(tmp_path / "tower.safetensors")
+    model = build_student("ppllava", tower, config=tiny_config("ppllava"))
+    with safe_open(str(tower), "pt") as f:
+        weight = f.get_tensor("tower.embeddings.patch_embedding.weight")
+        head = f.get_tensor("head.weight")
+    assert torch.equal(model.vision_tower.embeddings.patch_embedding.weight, weight)
+    # PPLLaVA's projection into MiniLM space starts from the contrastive head.
+    assert torch.equal(model.compressor.visual_projection.weight, head)
+    assert trainable(model) == {"projector", "compressor"}
+    assert not any(p.requires_grad for p in model.vision_tower.parameters())
+
+
+def test_qa_example_text_channels() -> None:
+    for seed in split_seeds("train", 6, start=10**9):
+        off = qa_example(seed, text_channels=False)
+        assert off.subtitles is None
+        assert len(off.frames) == len(off.times) and 6 <= len(off.times) <= 12
+        on = qa_example(seed, text_channels=True)
+        assert on.subtitles is not None and all(len(c) == 3 for c in on.subtitles)
+    caption = caption_example(split_seeds("train", 1)[0])
+    assert caption.frames.shape == (1, 128, 128, 3) and caption.times == [0.0]
+
+
+def test_both_stages_lower_the_loss(tmp_path: Path) -> None:
+    """The issue's "a fast test trains a few steps and asserts the loss falls": the mean loss
+    of the examples a stage trained on, before and after its few steps."""
+    torch.manual_seed(0)
+    model = build_student("longva", config=tiny_config())
+    stage1 = StageConfig(steps=6, batch=1, lr=5e-2)
+    seen = [caption_example(s) for s in split_seeds("train", 6)]
+    before = mean_loss(model, seen)
+    result = train_stage1(model, tmp_path / "stage1", stage1)
+    assert len(result.losses) == 6
+    assert mean_loss(model, seen) < before - 0.1
+
+    add_lora(model, rank=4)
+    assert trainable(model) == {"projector", "language_model"}
+    lora = [n for n, p in model.language_model.named_parameters() if p.requires_grad]
+    assert lora and all("lora_" in n for n in lora)
+    stage2 = StageConfig(steps=6, batch=1, lr=3e-2, lora_rank=4)
+    seen = [qa_example(s) for s in split_seeds("train", 6, start=10**9)]
+    before = mean_loss(model, seen)
+    result = train_stage2(model, tmp_path / "stage2", stage2)
+    assert len(result.losses) == 6
+    assert mean_loss(model, seen) < before - 0.1
+
+
+# -- the package ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[LongVideoLM, Path]:
+    """A student on a tiny Llama read from a directory, trained 2 + 2 steps, packaged."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from longvid.prompting.tokenizer import byte_level_tokenizer
+
+    root = tmp_path_factory.mktemp("mini")
+    torch.manual_seed(1)
+    fields = {k: v for k, v in TINY_LLM.items() if k != "model_type"}
+    LlamaForCausalLM(LlamaConfig(**fields)).save_pretrained(root / "base")
+    byte_level_tokenizer().save_pretrained(root / "base")
+    model = build_student("longva", config=tiny_config(weights=str(root / "base")))
+    train_stage1(model, root / "work" / "stage1", StageConfig(steps=2, batch=1, lr=5e-2))
+    add_lora(model, 4)
+    train_stage2(model, root / "work" / "stage2", StageConfig(steps=2, batch=1, lr=5e-2))
+    logs = [root / "work" / "stage1" / "log.jsonl", root / "work" / "stage2" / "log.jsonl"]
+    return model, package(model, root / "package", name="tiny-mini", logs=logs)
+
+
+def _logits(model: LongVideoLM, example: Example) -> torch.Tensor:
+    from longvid.train.mini import prompt_embeds
+
+    with torch.no_grad():
+        embeds, _ = prompt_embeds(model, example)
+        return model.language_model(inputs_embeds=embeds).logits
+
+
+def test_the_student_loads_the_base_llm_from_a_directory(packaged) -> None:
+    model, _ = packaged
+    base = Path(model.config.language_model_weights)
+    with safe_open(str(base / "model.safetensors"), "pt") as f:
+        stored = f.get_tensor("model.layers.0.mlp.up_proj.weight")
+    # the peft wrapper keeps the base weight (not a LoRA target) as it was loaded
+    up = model.language_model.get_base_model().model.layers[0].mlp.up_proj.weight
+    assert torch.equal(up, stored)
+
+
+def test_the_package_holds_only_trained_parts_in_float16(packaged) -> None:
+    _, target = packaged
+    names = {p.name for p in target.iterdir()}
+    assert {"config.json", "model.safetensors", "adapter", "training_curve.png"} <= names
+    assert "tokenizer.json" in names or "tokenizer_config.json" in names
+    config = json.loads((target / "config.json").read_text())
+    assert config["trained"] is True and config["name"] == "tiny-mini"
+    assert config["timestamps"] is True and config["language_model_weights"]
+    for path in (target / "model.safetensors", target / "adapter" / "adapter_model.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            keys = list(f.keys())
+            assert keys and all(f.get_tensor(k).dtype == torch.float16 for k in keys), path
+    with safe_open(str(target / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert not [k for k in keys if k.startswith("language_model.")]
+    assert {k.split(".")[0] for k in keys} == {"vision_tower", "projector"}
+
+
+def test_from_pretrained_gives_the_trained_model_back(packaged, tmp_path: Path) -> None:
+    model, target = packaged
+    loaded = LongVideoLM.from_pretrained(target)
+    assert loaded.config.trained and loaded.config.timestamps
+    assert not hasattr(loaded.language_model, "peft_config")  # LoRA merged into the weights
+    example = qa_example(split_seeds("val", 1)[0], "val", text_channels=True)
+    expected = _logits(model, example)
+    got = _logits(loaded, example)
+    torch.testing.assert_close(got, expected, atol=2e-3, rtol=2e-3)  # float16 storage
+    # Without its adapter the package is another model: the merge is what made them equal.
+    bare = tmp_path / "bare"
+    shutil.copytree(target, bare, ignore=shutil.ignore_patterns("adapter"))
+    assert (_logits(LongVideoLM.from_pretrained(bare), example) - expected).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("damage", ["corrupt weights", "no adapter config"])
+def test_a_malformed_adapter_names_its_folder(packaged, tmp_path: Path, damage: str) -> None:
+    _, target = packaged
+    broken = tmp_path / "broken"
+    shutil.copytree(target, broken)
+    if damage == "corrupt weights":
+        (broken / "adapter" / "adapter_model.safetensors").write_bytes(b"\x00\x01 not safetensors")
+    else:
+        (broken / "adapter" / "adapter_config.json").unlink()
+    with pytest.raises(CheckpointError, match="cannot load the LoRA adapter") as info:
+        LongVideoLM.from_pretrained(broken)
+    assert info.value.path == str(broken / "adapter")
