@@ -14,7 +14,7 @@ MINI_STAMP := $(VENV)/.mini
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare speech corpus lmms-eval clean
+.PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare bench-mini speech corpus lmms-eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,12 @@ bench-compressors: $(STAMP)
 # tokens, accuracy, prefill time, peak memory -> docs/benchmarks.md and a PNG under docs/.
 bench-compare: $(STAMP)
 	$(BIN)/python benchmarks/compare.py
+
+# longvid-mini's measured targets (issue 9): held-out QA (channels off/on, chance, text-only) and
+# V-NIAH (RoPE base x1 and x4) of every trained compressor in models/longvid-mini/ -> a section
+# of docs/benchmarks.md and heatmaps under docs/. BENCH_MINI_ARGS=--quick for a short run.
+bench-mini: $(STAMP) $(MINI_STAMP)
+	$(BIN)/python benchmarks/mini.py $(BENCH_MINI_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
