@@ -174,3 +174,20 @@ def test_vniah_grid_stops_at_the_context(student):
     with pytest.raises(ConfigError, match="does not fit"):
         task.score(task.cells()[0])
     np.testing.assert_array_equal(me.vniah_frames(student, sizes=(1,)), [1, top])
+
+
+@pytest.mark.slow
+def test_text_channels_put_subtitles_and_on_screen_text_in_the_prompt(student):
+    def run(**kw):
+        return me.evaluate_qa(
+            student, n_per_kind=1, n_frames=6, kinds=["what"], max_new_tokens=1, **kw
+        )
+
+    frames_only = run(text_channels=False)
+    subtitles = run(text_channels=True, ocr=False)
+    with_ocr = run(text_channels=True)
+    assert [i.seed for i in subtitles.items] == [i.seed for i in with_ocr.items]
+    for plain, subs, ocr in zip(frames_only.items, subtitles.items, with_ocr.items, strict=True):
+        assert subs.prompt_tokens > plain.prompt_tokens
+        # each caption also names its time, and the cards' words are read off the frames
+        assert ocr.prompt_tokens > subs.prompt_tokens
