@@ -14,7 +14,7 @@ MINI_STAMP := $(VENV)/.mini
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
 
-.PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare bench-mini speech corpus lmms-eval clean
+.PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare bench-mini train-mini speech corpus lmms-eval clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ $(MINI_STAMP): $(STAMP)
 	touch $(MINI_STAMP)
 
 mini: $(MINI_STAMP)
+
+# longvid-mini's weights (models/longvid-mini/): the vision tower, then each compressor's
+# projector and LoRA adapter on SmolLM2 (`longvid train mini`, recipe in longvid.train.mini).
+# Resumable: a rerun skips finished parts and continues the interrupted one from build/train-mini.
+train-mini: $(STAMP) $(MINI_STAMP)
+	$(BIN)/longvid train mini --work build/train-mini --out models/longvid-mini
 
 # The [corpus] extra: Ray Data for `longvid extract` (about 500 MB installed, 15 s), so the
 # test suite exercises the Ray path too.

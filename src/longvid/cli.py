@@ -452,6 +452,9 @@ def _add_bench_app() -> None:
 
 
 _add_bench_app()
+from longvid.train.cli import train_app  # noqa: E402  (``longvid train``: longvid-mini's recipe)
+
+app.add_typer(train_app, name="train")
 
 
 def main() -> None:

@@ -231,6 +231,31 @@ def test_from_pretrained_gives_the_trained_model_back(packaged, tmp_path: Path) 
     assert (_logits(LongVideoLM.from_pretrained(bare), example) - expected).abs().max() > 0.05
 
 
+def test_a_package_without_a_base_llm_stores_it_with_lora_merged(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = build_student("longva", config=tiny_config())
+    add_lora(model, 4)
+    with torch.no_grad():  # a LoRA that changes the outputs (trained ones start at zero)
+        for name, p in model.language_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.2)
+    target = package(model, tmp_path / "package", name="tiny", logs=[])
+    assert not (target / "adapter").exists()
+    with safe_open(str(target / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert "language_model.model.layers.0.self_attn.q_proj.weight" in keys
+    assert not [k for k in keys if "lora" in k or "base_layer" in k]
+    assert hasattr(model.language_model, "peft_config")  # the model itself keeps its LoRA
+    example = qa_example(split_seeds("val", 1)[0], "val", text_channels=False)
+    expected = _logits(model, example)
+    got = _logits(LongVideoLM.from_pretrained(target), example)
+    # The whole LLM goes through float16 here: close, but not to the last bits.
+    torch.testing.assert_close(got, expected, atol=3e-2, rtol=1e-2)
+    with model.language_model.disable_adapter():
+        without_lora = _logits(model, example)
+    assert (without_lora - expected).abs().max() > 0.3  # the merge is what made them equal
+
+
 @pytest.mark.parametrize("damage", ["corrupt weights", "no adapter config"])
 def test_a_malformed_adapter_names_its_folder(packaged, tmp_path: Path, damage: str) -> None:
     _, target = packaged

@@ -267,19 +267,29 @@ def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) ->
 def package(model: LongVideoLM, target: str | Path, *, name: str, logs: list[Path]) -> Path:
     """Write the trained parts as a longvid checkpoint: config (``trained``), the tower,
     projector and compressor in float16 safetensors, the LoRA adapter, the tokenizer, and the
-    training curve. The LLM itself is not stored (``language_model_weights``)."""
+    training curve. The LLM itself is not stored (``language_model_weights``); a model whose
+    config names no base LLM (tiny test models) stores it with the adapter merged in."""
+    import copy
+
     target = Path(target)
     model.config.trained = True
     model.config.name = name
     peft_model = model.language_model
-    base = peft_model.get_base_model() if hasattr(peft_model, "get_base_model") else peft_model
+    wrapped = hasattr(peft_model, "merge_and_unload")
+    adapter = wrapped and model.config.language_model_weights is not None
+    if adapter:
+        base = peft_model.get_base_model()
+    elif wrapped:  # a copy: the wrapper in ``model`` keeps training-ready LoRA layers
+        base = copy.deepcopy(peft_model).merge_and_unload()
+    else:
+        base = peft_model
     model.language_model = base
     try:
         model.save_pretrained(target)
     finally:
         model.language_model = peft_model
     _halve(target / "model.safetensors")
-    if hasattr(peft_model, "save_pretrained") and peft_model is not base:
+    if adapter:
         model.save_adapter(peft_model, target)
         _halve(target / "adapter" / "adapter_model.safetensors")
     plot_curve(logs, target / "training_curve.png")

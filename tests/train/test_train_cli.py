@@ -1,0 +1,153 @@
+"""Tests of ``longvid train``: vision on the real mini tower (a few steps), the whole recipe on
+a tiny model (resumable, skipping finished parts), and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+from typer.testing import CliRunner
+
+from longvid.cli import app
+from longvid.models import registry
+from longvid.models.modeling import LongVideoLM
+from longvid.train import mini
+from longvid.train.mini import StageConfig
+from tests.train.test_mini import TINY_TOWER, tiny_config
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["train", *args])
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().startswith("error:")
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text, text
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few steps of everything on the tiny tower and LLM of the recipe tests."""
+    monkeypatch.setattr(registry, "MINI_TOWER", dict(TINY_TOWER))
+    monkeypatch.setattr(mini, "mini_config", tiny_config)
+    monkeypatch.setattr(
+        mini,
+        "RECIPE",
+        {
+            "vision": {"steps": 2, "batch_size": 4, "lr": 1e-3, "seed": 0},
+            "stage1": StageConfig(steps=2, batch=1, lr=1e-2),
+            "stage2": StageConfig(steps=2, batch=1, lr=1e-2, lora_rank=4),
+        },
+    )
+
+
+@pytest.mark.slow
+def test_vision_trains_the_real_mini_tower(assets: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vision"
+    result = invoke(
+        "vision", "--out", str(out), "--steps", "2", "--batch-size", "4", "--eval-images", "8"
+    )
+    assert result.exit_code == 0, result.output
+    with safe_open(str(out / "tower.safetensors"), "pt") as f:
+        keys = set(f.keys())
+        head = f.get_tensor("head.weight")
+    assert head.shape == (384, registry.MINI_TOWER["hidden_size"])
+    assert "logit_scale" in keys and "tower.embeddings.patch_embedding.weight" in keys
+    figures = json.loads((out / "retrieval.json").read_text())
+    assert figures["n_images"] == 8 and figures["chance"]["caption_top1"] == pytest.approx(1 / 8)
+    assert all(0 <= figures[p] <= 1 for p in figures["chance"])
+    log = (out / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in log] == [0, 1]  # --steps, not the recipe's
+    for probe in ("word", "shape_color", "caption_top5", "chance"):
+        assert probe in result.output
+
+
+def test_the_whole_recipe_then_a_rerun_skips_it(assets: Path, tmp_path: Path, tiny_recipe) -> None:
+    work, out = tmp_path / "work", tmp_path / "models"
+    args = ("mini", "--work", str(work), "--out", str(out), "--compressors", "longva")
+    result = invoke(*args, "--eval-images", "8")
+    assert result.exit_code == 0, result.output
+    assert (out / "tower.safetensors").is_file() and (out / "retrieval.json").is_file()
+    assert (work / "vision" / "log.jsonl").is_file()  # the loop's files stay in the work folder
+    package = out / "longva"
+    config = json.loads((package / "config.json").read_text())
+    assert config["name"] == "longvid-mini" and config["trained"] is True
+    assert not (package / "adapter").exists()  # no base LLM named: stored, LoRA merged
+    assert sorted(p.name for p in out.iterdir()) == [
+        "longva",
+        "retrieval.json",
+        "timings.json",
+        "tower.safetensors",
+    ]  # no staging folder left
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) == {"vision", "longva"} and all(t > 0 for t in timings.values())
+    assert "trained" in result.output and "seconds" in result.output
+    model = LongVideoLM.from_pretrained(package)
+    assert model.config.trained and model.config.compressor.name == "longva"
+
+    stamp = (package / "model.safetensors").stat().st_mtime_ns
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert again.output.count("done before") == 2
+    assert (package / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_compressor_packages_and_repackages(assets: Path, tmp_path: Path, tiny_recipe) -> None:
+    from tests.train.test_mini import tiny_tower_file
+
+    tower = tiny_tower_file(tmp_path / "tower.safetensors")
+    target = tmp_path / "out" / "mg"
+    args = ["compressor", "minigpt4video", "--tower", str(tower), "--work", str(tmp_path / "w")]
+    args += ["--out", str(target), "--stage1-steps", "1", "--stage2-steps", "3", "--batch", "1"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((target / "config.json").read_text())
+    assert config["name"] == "longvid-mini-minigpt4video"
+    steps = [
+        len((tmp_path / "w" / s / "log.jsonl").read_text().splitlines())
+        for s in ("stage1", "stage2")
+    ]
+    assert steps == [1, 3]
+    assert "stage2" in result.output and "packaged at" in result.output
+    # A rerun resumes (nothing left to train) and packages the same weights again.
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in target.parent.iterdir()) == ["mg"]
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    tower = tmp_path / "tower.safetensors"
+    result = invoke(
+        "compressor", "tokenmerge", "--tower", str(tower), "--work", str(tmp_path), "--out", "x"
+    )
+    assert_one_line_error(result, "no compressor 'tokenmerge'", "longva, llamavid")
+    result = invoke(
+        "compressor", "longva", "--tower", str(tower), "--work", str(tmp_path), "--out", "x"
+    )
+    assert_one_line_error(result, str(tower), "longvid train vision")
+    result = invoke("mini", "--work", str(tmp_path), "--compressors", "longva,nope")
+    assert_one_line_error(result, "no compressor 'nope'")
+    result = invoke("vision", "--out", str(tmp_path), "--batch-size", "1")
+    assert_one_line_error(result, "batch size >= 2")
+
+
+def test_a_foreign_out_folder_is_refused(tmp_path: Path) -> None:
+    tower = tmp_path / "tower.safetensors"
+    tower.write_bytes(b"")
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    result = invoke(
+        "compressor", "longva", "--tower", str(tower), "--work", str(tmp_path / "w"),
+        "--out", str(target),
+    )  # fmt: skip
+    assert_one_line_error(result, str(target), "not a longvid checkpoint")
+    assert (target / "notes.txt").read_text() == "keep me"
