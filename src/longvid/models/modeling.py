@@ -279,6 +279,10 @@ class LongVideoLM(nn.Module):
             if adapter.is_dir():
                 model.merge_adapter(adapter)
         model.tokenizer = load_tokenizer(directory)
+        if model.tokenizer is None and config.language_model_weights is not None:
+            from longvid.models.base_llm import resolve_language_model
+
+            model.tokenizer = load_tokenizer(resolve_language_model(config.language_model_weights))
         return model.eval()
 
     def load_base_language_model(self) -> None:

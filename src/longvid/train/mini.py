@@ -84,7 +84,7 @@ class StageConfig:
 RECIPE = {
     "vision": {"steps": 800, "batch_size": 96, "lr": 1e-3, "seed": 0},
     "stage1": StageConfig(steps=100, batch=4, lr=1e-3),
-    "stage2": StageConfig(steps=150, batch=4, lr=5e-4, lora_rank=16),
+    "stage2": StageConfig(steps=150, batch=4, lr=5e-4, lora_rank=8),
 }
 
 
@@ -266,9 +266,10 @@ def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) ->
 
 def package(model: LongVideoLM, target: str | Path, *, name: str, logs: list[Path]) -> Path:
     """Write the trained parts as a longvid checkpoint: config (``trained``), the tower,
-    projector and compressor in float16 safetensors, the LoRA adapter, the tokenizer, and the
-    training curve. The LLM itself is not stored (``language_model_weights``); a model whose
-    config names no base LLM (tiny test models) stores it with the adapter merged in."""
+    projector and compressor in float16 safetensors, the LoRA adapter and the training curve
+    (the tokenizer is the base LLM's). The LLM itself is not stored
+    (``language_model_weights``); a model whose config names no base LLM (tiny test models)
+    stores it with the adapter merged in."""
     import copy
 
     target = Path(target)
@@ -284,10 +285,14 @@ def package(model: LongVideoLM, target: str | Path, *, name: str, logs: list[Pat
     else:
         base = peft_model
     model.language_model = base
+    tokenizer = model.tokenizer
+    if model.config.language_model_weights is not None:
+        model.tokenizer = None  # the base LLM's own tokenizer; loading takes it from there
     try:
         model.save_pretrained(target)
     finally:
         model.language_model = peft_model
+        model.tokenizer = tokenizer
     _halve(target / "model.safetensors")
     if adapter:
         model.save_adapter(peft_model, target)
