@@ -13,6 +13,10 @@ LMMS_STAMP := $(VENV)/.lmms-eval
 MINI_STAMP := $(VENV)/.mini
 # A clip of a person speaking, transcribed by the demo (longvid.io.speech).
 SPEECH_VIDEO ?= $(SHARED)/assets/video/movie-hello.mpeg
+# A procedural clip whose answer is known (`longvid clip`), asked by the demo.
+DEMO_CLIP ?= results/demo_clip.mp4
+DEMO_SEED ?= 3
+DEMO_PLOT ?= results/demo_relevance.png
 
 .PHONY: demo test test-fast lint mini bench-decode bench-compressors bench-compare bench-mini train-mini speech corpus lmms-eval clean
 
@@ -75,10 +79,14 @@ demo: $(STAMP) $(SPEECH_STAMP) $(MINI_STAMP)
 	$(BIN)/longvid probe $(DEMO_VIDEO)
 	$(BIN)/longvid frames $(DEMO_VIDEO) --sampler fps --rate 0.5 --max 32 --size 360 --out $(DEMO_SHEET)
 	@echo "The contact sheet of the sampled frames is at $(abspath $(DEMO_SHEET))"
-	# The whole pipeline on the tiny random LongVA until the trained default model lands.
-	$(BIN)/longvid ask $(DEMO_VIDEO) "What happens in this video?" --model tiny-longva --frames 16 --max-new-tokens 16
-	# Subtitles from speech: Whisper base transcribes a person speaking (cue times in seconds).
-	$(BIN)/python -m longvid.io.speech $(SPEECH_VIDEO) --words
+	# longvid-mini (models/longvid-mini) on a real asset with speech: Whisper base transcribes it,
+	# and the answer comes from the transcript interleaved with the frames (the speech channel).
+	$(BIN)/longvid ask $(SPEECH_VIDEO) "What does the man say?" --subtitles auto --sampler uniform --frames 8 --max-new-tokens 24
+	# longvid-mini on a generated clip whose answer is known (rendered cards over real footage).
+	$(BIN)/longvid clip $(DEMO_CLIP) --seed $(DEMO_SEED) --json > $(DEMO_CLIP:.mp4=.json)
+	@$(BIN)/python -c "import json; d = json.load(open('$(DEMO_CLIP:.mp4=.json)')); print('question:', d['question']); print('expected answer:', d['answer'])"
+	$(BIN)/longvid ask $(DEMO_CLIP) "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_CLIP:.mp4=.json)'))['question'])")" --sampler uniform --frames 12 --max-new-tokens 8 --relevance-plot $(DEMO_PLOT)
+	@echo "The relevance plot of the generated clip is at $(abspath $(DEMO_PLOT))"
 
 test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP) $(MINI_STAMP)
 	$(BIN)/python -m pytest -q
