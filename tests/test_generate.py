@@ -82,7 +82,8 @@ def test_saved_model_answers_the_same(tiny, video: Path, tmp_path: Path) -> None
 
 def test_cli_ask_json_and_untrained_notice(video: Path) -> None:
     runner = CliRunner()
-    args = ["ask", str(video), "What bird is this?", "--frames", "5", "--max-new-tokens", "3"]
+    args = ["ask", str(video), "What bird is this?", "--model", "tiny-longva", "--frames", "5"]
+    args += ["--max-new-tokens", "3"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)

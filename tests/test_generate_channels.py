@@ -117,7 +117,8 @@ def test_ocr_with_a_reference_alignment_is_a_config_error(tiny, text_video: Path
 @needs_ocr
 def test_cli_ask_prints_channels_and_their_text(text_video: Path) -> None:
     runner = CliRunner()
-    args = ["ask", str(text_video), "Sign?", "--sampler", "uniform", "--frames", "2"]
+    args = ["ask", str(text_video), "Sign?", "--model", "tiny-longva", "--sampler", "uniform"]
+    args += ["--frames", "2"]
     args += ["--max-new-tokens", "2", "--ocr"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output

@@ -445,20 +445,11 @@ def _channel_captions(
     what was kept."""
     from longvid.io.ocr import new_text, read_frames
     from longvid.io.subtitles import align
+    from longvid.prompting.channels import channel_captions
 
     screen = new_text(read_frames(frames, times.tolist()))
     speech = align(subs, times) if subs is not None else [""] * len(times)
-    parts: list[list[tuple[str, str]]] = []
-    for on_screen, spoken in zip(screen, speech, strict=True):
-        found = [("ocr", " ".join(on_screen.split())), (said, " ".join(spoken.split()))]
-        parts.append([(channel, text) for channel, text in found if text])
-    label = {"ocr": "on screen", said: "said"}
-    texts = [
-        f"[{t:.1f} s] " + " | ".join(f'{label[c]}: "{text}"' for c, text in found) + " "
-        if found
-        else None
-        for t, found in zip(times.tolist(), parts, strict=True)
-    ]
+    texts, parts = channel_captions(times.tolist(), screen, speech, said)
     costs = [_count_tokens(model, text) if text else 0 for text in texts]
     budget = min(sum(costs), model.config.context_length // 4)
     used = 0

@@ -59,14 +59,17 @@ IGNORE = -100
 
 @dataclass
 class Example:
-    """One training example: frames at times, the question as asked, the answer, and the
-    subtitle cues to interleave (None: the subtitle channel is off)."""
+    """One training example: frames at times, the question as asked, the answer, the subtitle
+    cues to interleave (None: the subtitle channel is off) and, per frame, the new on-screen
+    text as OCR would read it (None: the OCR channel is off; then subtitles are interleaved as
+    plain text, as ``longvid ask --subtitles`` does without ``--ocr``)."""
 
     frames: np.ndarray
     times: list[float]
     question: str
     answer: str
     subtitles: list[tuple[float, float, str]] | None = None
+    screen: list[str] | None = None
 
 
 @dataclass
@@ -147,13 +150,24 @@ def qa_example(seed: int, split: str = "train", *, text_channels: bool | None = 
         multiple_choice=bool(rng.integers(2)),
         subtitles=channels,
     )
+    screen = None
+    if channels and rng.integers(2):
+        screen = _screen_text(sample.timeline, sample.timestamps)
     return Example(
         sample.frames,
         list(sample.timestamps),
         sample.prompt(),
         sample.answer,
         list(sample.subtitles) if channels else None,
+        screen,
     )
+
+
+def _screen_text(timeline, times: list[float]) -> list[str]:
+    """Per frame, the card word that is new on screen since the previous frame (what
+    `longvid.io.ocr.new_text` gives for these frames when OCR reads them right)."""
+    words = [card.word if (card := timeline.scene_at(t).card) is not None else "" for t in times]
+    return [w if w and (i == 0 or words[i - 1] != w) else "" for i, w in enumerate(words)]
 
 
 def prompt_embeds(
@@ -171,10 +185,10 @@ def prompt_embeds(
         features, projector=model.project, frame_times=times, question=example.question
     )
     template = get_template(config.chat_template)
-    if example.subtitles is not None:
+    if example.subtitles is not None or example.screen is not None:
         from longvid.prompting.minigpt4video import build_interleaved_prompt
 
-        captions = subtitle_captions(example.subtitles, times)
+        captions = subtitle_captions(example.subtitles, times, example.screen)
         prompt = build_interleaved_prompt(
             template,
             example.question,
@@ -197,12 +211,22 @@ def prompt_embeds(
     return assembled.inputs_embeds, assembled.token_count
 
 
-def subtitle_captions(cues: list[tuple[float, float, str]], times: np.ndarray) -> list[str | None]:
-    """Each frame's subtitle caption as ``longvid ask`` interleaves it."""
+def subtitle_captions(
+    cues: list[tuple[float, float, str]] | None,
+    times: np.ndarray,
+    screen: list[str] | None = None,
+) -> list[str | None]:
+    """Each frame's caption as ``longvid ask`` interleaves it: plain subtitle text, or with
+    on-screen text the time- and channel-marked form of `longvid.prompting.channels`."""
     from longvid.io.subtitle_alignment import align_captions
+    from longvid.io.subtitles import align
+    from longvid.prompting.channels import channel_captions
 
-    subs = Subtitles([Cue(float(a), float(b), text) for a, b, text in cues])
-    return align_captions(subs, times)
+    subs = Subtitles([Cue(float(a), float(b), text) for a, b, text in cues or ()])
+    if screen is None:
+        return align_captions(subs, times)
+    speech = align(subs, times) if len(subs) else [""] * len(times)
+    return channel_captions(times.tolist(), screen, speech, "subtitles")[0]
 
 
 def example_loss(model: LongVideoLM, example: Example) -> Tensor:
