@@ -269,3 +269,23 @@ def test_a_malformed_adapter_names_its_folder(packaged, tmp_path: Path, damage: 
     with pytest.raises(CheckpointError, match="cannot load the LoRA adapter") as info:
         LongVideoLM.from_pretrained(broken)
     assert info.value.path == str(broken / "adapter")
+
+
+def test_channel_examples_carry_the_visible_card_words_once() -> None:
+    from longvid.train.mini import qa_example
+
+    seen_screen = False
+    for seed in range(12):
+        example = qa_example(seed, text_channels=True)
+        assert example.subtitles is not None
+        if example.screen is None:
+            continue
+        seen_screen = True
+        assert len(example.screen) == len(example.times)
+        new = [w for w in example.screen if w]
+        assert new and all(w in example.question or w.isalpha() for w in new)
+        # a word is listed when it appears, not again on the next frame that still shows it
+        assert all(
+            not (a and a == b) for a, b in zip(example.screen, example.screen[1:], strict=False)
+        )
+    assert seen_screen
