@@ -180,7 +180,7 @@ def train_tower(
                 image = model.embed_pooled(pooled[rows], name)
                 attr_logits = scale * image @ banks[name].to(device).T
                 target = torch.tensor([truth[i] for i in rows], device=device)
-                loss = loss + F.cross_entropy(attr_logits, target) / len(ATTRIBUTES)
+                loss = loss + F.cross_entropy(attr_logits, target)
         return loss
 
     config = LoopConfig(
