@@ -105,7 +105,8 @@ def run_loop(
     start = _resume(name, out, params, optimizer, config)
     losses = _logged_losses(out, start)
     clock = time.perf_counter()
-    bar, task = _progress_bar(name, config.steps, start) if progress else (None, None)
+    show = progress and start < config.steps  # a finished stage has nothing to show
+    bar, task = _progress_bar(name, config.steps, start) if show else (None, None)
     try:
         model.train()
         for step in range(start, config.steps):

@@ -113,7 +113,7 @@ class ContrastiveTower(nn.Module):
 def to_pixels(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
     """``(N, S, S, 3)`` uint8 frames at the tower's size -> normalised ``(N, 3, S, S)``
     float32, exactly what the model's square image processor gives for frames of that size."""
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    x = torch.from_numpy(np.array(frames, copy=True)).permute(0, 3, 1, 2).float() / 255.0
     m = torch.tensor(mean).view(1, 3, 1, 1)
     s = torch.tensor(std).view(1, 3, 1, 1)
     return (x - m) / s
