@@ -80,14 +80,27 @@ def test_bad_input_is_one_line_error_with_exit_code_2(tmp_path: Path, assets: Pa
 def _readme_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text()
     lines = re.findall(r"^\.venv/bin/longvid (.+)$", text, flags=re.MULTILINE)
-    return [shlex.split(line) for line in lines]
+    return [shlex.split(line, comments=True) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def readme_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the README's ``results/...`` files go; shared, since a later command (``ask``)
+    reads what an earlier one (``clip``) wrote."""
+    return tmp_path_factory.mktemp("readme_results")
 
 
 @pytest.mark.parametrize("args", _readme_commands(), ids=lambda a: " ".join(a[:2]))
-def test_readme_cli_commands_run(args: list[str], tmp_path: Path, assets: Path) -> None:
+def test_readme_cli_commands_run(
+    args: list[str], tmp_path: Path, assets: Path, readme_results: Path
+) -> None:
     fixed = [
         str(assets.parent / a.removeprefix("../shared/")) if a.startswith("../shared/") else a
         for a in args
+    ]
+    fixed = [
+        str(readme_results / a.removeprefix("results/")) if a.startswith("results/") else a
+        for a in fixed
     ]
     fixed = [str(tmp_path / a) if a.endswith(".png") else a for a in fixed]
     result = run(*fixed)
