@@ -26,6 +26,7 @@ instead (real SmolLM2, random tower and projector): near-chance numbers that che
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import resource
 import sys
@@ -148,6 +149,30 @@ def qa_rows(off: Any, on: Any) -> list[list[str]]:
         if key[0] == "subtitle":
             rows.append([*key, str(r["n"]), "-", f"{r['model']:.0%}", f"{r['text_only']:.0%}", "-"])
     return rows
+
+
+ROW_FILE = "row.json"
+
+
+def save_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Keep one compressor's figures, so ``--reuse`` can report them without rerunning."""
+    folder = WORK / row["compressor"]
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        **row,
+        "vniah": {str(f): v for f, v in row["vniah"].items()},
+        "vniah_png": {str(f): str(p) for f, p in row["vniah_png"].items()},
+    }
+    (folder / ROW_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    return row
+
+
+def load_row(compressor: str) -> dict[str, Any]:
+    """The figures `save_row` kept for ``compressor``."""
+    data = json.loads((WORK / compressor / ROW_FILE).read_text())
+    data["vniah"] = {float(f): v for f, v in data["vniah"].items()}
+    data["vniah_png"] = {float(f): Path(p) for f, p in data["vniah_png"].items()}
+    return data
 
 
 def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -297,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--untrained", action="store_true", help="the untrained students")
     parser.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take a compressor's figures from its last run (build/bench-mini/<c>/row.json) "
+        "instead of measuring it again, so one table can gather runs made at different times",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n_per_kind = min(args.n_per_kind, 2)
@@ -312,7 +343,12 @@ def main(argv: list[str] | None = None) -> int:
             "`make train-mini` trains them (or pass --untrained)"
         )
         return 1
-    rows = [measure(c, args, console) for c in compressors]
+    rows = [
+        load_row(c)
+        if args.reuse and (WORK / c / ROW_FILE).is_file()
+        else save_row(measure(c, args, console))
+        for c in compressors
+    ]
     console.print(summary(rows, args.rope_factors))
     if not args.no_write:
         write_section(markdown(rows, args), HEADING, DOCS_FILE)
