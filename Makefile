@@ -81,7 +81,7 @@ demo: $(STAMP) $(SPEECH_STAMP) $(MINI_STAMP)
 	@echo "The contact sheet of the sampled frames is at $(abspath $(DEMO_SHEET))"
 	# longvid-mini (models/longvid-mini) on a real asset with speech: Whisper base transcribes it,
 	# and the answer comes from the transcript interleaved with the frames (the speech channel).
-	$(BIN)/longvid ask $(SPEECH_VIDEO) "What does the man say?" --subtitles auto --sampler uniform --frames 8 --max-new-tokens 24
+	$(BIN)/longvid ask $(SPEECH_VIDEO) "What is said in the video? Answer with a short phrase." --subtitles auto --sampler uniform --frames 8 --max-new-tokens 24
 	# longvid-mini on a generated clip whose answer is known (rendered cards over real footage).
 	$(BIN)/longvid clip $(DEMO_CLIP) --seed $(DEMO_SEED) --json > $(DEMO_CLIP:.mp4=.json)
 	@$(BIN)/python -c "import json; d = json.load(open('$(DEMO_CLIP:.mp4=.json)')); print('question:', d['question']); print('expected answer:', d['answer'])"
