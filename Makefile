@@ -85,7 +85,10 @@ demo: $(STAMP) $(SPEECH_STAMP) $(MINI_STAMP)
 	# longvid-mini on a generated clip whose answer is known (rendered cards over real footage).
 	$(BIN)/longvid clip $(DEMO_CLIP) --seed $(DEMO_SEED) --json > $(DEMO_CLIP:.mp4=.json)
 	@$(BIN)/python -c "import json; d = json.load(open('$(DEMO_CLIP:.mp4=.json)')); print('question:', d['question']); print('expected answer:', d['answer'])"
-	$(BIN)/longvid ask $(DEMO_CLIP) "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_CLIP:.mp4=.json)'))['question'])")" --sampler uniform --frames 12 --max-new-tokens 8 --relevance-plot $(DEMO_PLOT)
+	# The answer, with the on-screen text OCR read and the time it was read at.
+	$(BIN)/longvid ask $(DEMO_CLIP) "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_CLIP:.mp4=.json)'))['question'])")" --sampler uniform --frames 12 --max-new-tokens 8 --ocr
+	# Where in the clip the question looks: LLaMA-VID's per-frame share of the question's attention.
+	$(BIN)/longvid ask $(DEMO_CLIP) "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_CLIP:.mp4=.json)'))['question'])")" --model longvid-mini-llamavid --sampler uniform --frames 12 --max-new-tokens 8 --relevance-plot $(DEMO_PLOT)
 	@echo "The relevance plot of the generated clip is at $(abspath $(DEMO_PLOT))"
 
 test: $(STAMP) $(SPEECH_STAMP) $(CORPUS_STAMP) $(LMMS_STAMP) $(MINI_STAMP)
