@@ -198,6 +198,8 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
         "vniah": {f: v["average"] for f, v in vniah.items()},
         "vniah_png": {f: v["png"] for f, v in vniah.items()},
         "vniah_frames": sorted({r["frames"] for r in vniah[args.rope_factors[0]]["records"]}),
+        "vniah_depths": list(args.depths),
+        "n_per_kind": args.n_per_kind,
         "prefill_s": off.mean_prefill_s,
         "peak_rss_mb": peak_rss_mb(),
         "qa_rows": qa_rows(off, on),
@@ -226,7 +228,7 @@ def summary_cells(r: dict[str, Any], factors: list[float]) -> list[str]:
         f"{r['what']:.1%}",
         f"{r['text_only']:.1%}",
         f"{r['chance']:.1%}",
-        *[f"{r['vniah'][f]:.1%}" for f in factors],
+        *[f"{r['vniah'][f]:.1%}" if f in r["vniah"] else "-" for f in factors],
         f"{r['prefill_s']:.3f}",
         f"{r['peak_rss_mb']:.0f}",
     ]
@@ -261,7 +263,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "",
             f"### {r['name']}",
             "",
-            f"V-NIAH frames: {', '.join(map(str, r['vniah_frames']))}.",
+            f"V-NIAH frames: {', '.join(map(str, r['vniah_frames']))}; depths: "
+            f"{', '.join(f'{d:g}' for d in r.get('vniah_depths', args.depths))}.",
             "",
             "| kind | form | n | frames | frames+text | text-only | chance |",
             "|---|---|---:|---:|---:|---:|---:|",
