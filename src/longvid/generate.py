@@ -38,7 +38,8 @@ from longvid.models.registry import (
     list_configs,
     shipped_model_dir,
 )
-from longvid.prompting.prompt import FitPolicy, assemble, build_video_prompt
+from longvid.prompting.minigpt4video import video_prompt
+from longvid.prompting.prompt import FitPolicy, assemble
 from longvid.prompting.templates import get_template
 from longvid.prompting.tokenizer import byte_level_tokenizer
 
@@ -262,21 +263,14 @@ def generate(
 
     clock = time.perf_counter()
     template = get_template(config.chat_template)
-    if captions is not None:
-        from longvid.prompting.minigpt4video import build_interleaved_prompt
-
-        prompt = build_interleaved_prompt(
-            template,
-            question,
-            clip.timestamps.tolist(),
-            compressed.tokens_per_frame,
-            captions,
-            timestamps=timestamps,
-        )
-    else:
-        prompt = build_video_prompt(
-            template, question, clip.timestamps.tolist(), compressed.tokens_per_frame, timestamps
-        )
+    prompt = video_prompt(
+        template,
+        question,
+        clip.timestamps.tolist(),
+        compressed.tokens_per_frame,
+        captions,
+        timestamps=timestamps,
+    )
     assembled = assemble(
         prompt,
         model.tokenizer,

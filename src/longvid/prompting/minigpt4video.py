@@ -64,6 +64,7 @@ from longvid.prompting.prompt import (
     Subtitle,
     Text,
     Visual,
+    build_video_prompt,
     frame_segments,
 )
 from longvid.prompting.templates import ChatTemplate, get_template, render_parts
@@ -255,6 +256,24 @@ def prompt_wrap_train(
 
 # --------------------------------------------------------------------------------------------
 # The pipeline's Prompt
+
+
+def video_prompt(
+    template: ChatTemplate | str,
+    question: str,
+    frame_times: Sequence[float],
+    tokens_per_frame: int | Sequence[int],
+    captions: Sequence[str | None] | None,
+    *,
+    timestamps: bool = False,
+) -> Prompt:
+    """The prompt ``longvid ask`` builds (and longvid-mini trains on): frames interleaved with
+    their captions when there are any (`build_interleaved_prompt`), else `build_video_prompt`."""
+    if captions is not None:
+        return build_interleaved_prompt(
+            template, question, frame_times, tokens_per_frame, captions, timestamps=timestamps
+        )
+    return build_video_prompt(template, question, frame_times, tokens_per_frame, timestamps)
 
 
 def build_interleaved_prompt(

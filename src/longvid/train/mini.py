@@ -11,7 +11,7 @@ Data is procedural (`longvid.train.videoqa`): stage 1 captions single rendered f
 asks the five question kinds about rendered timelines of 6-12 frames (the issue caps training
 clips at 16), multiple-choice and open, half of them with the subtitle channel interleaved as
 ``longvid ask`` does. Every prompt is built by the same functions inference uses
-(`build_video_prompt` / `build_interleaved_prompt` + `assemble`), so train and test prompts are
+(`longvid.prompting.minigpt4video.video_prompt` + `assemble`), so train and test prompts are
 the same token for token; the loss covers only the answer and the template's stop string.
 
 The budget fits two CPU cores (SmolLM2-135M trains at a few hundred tokens/s): few visual tokens
@@ -31,7 +31,8 @@ from torch import Tensor
 from longvid.io.subtitles import Cue, Subtitles
 from longvid.models.modeling import LongVideoLM
 from longvid.models.registry import mini_config
-from longvid.prompting.prompt import assemble, build_video_prompt
+from longvid.prompting.minigpt4video import video_prompt
+from longvid.prompting.prompt import assemble
 from longvid.prompting.templates import get_template
 from longvid.train.loop import LoopConfig, LoopResult, plot_curve, run_loop
 from longvid.train.videoqa import QUESTION_KINDS, caption_sample, make_sample, split_seeds
@@ -185,22 +186,17 @@ def prompt_embeds(
         features, projector=model.project, frame_times=times, question=example.question
     )
     template = get_template(config.chat_template)
+    captions = None
     if example.subtitles is not None or example.screen is not None:
-        from longvid.prompting.minigpt4video import build_interleaved_prompt
-
         captions = subtitle_captions(example.subtitles, times, example.screen)
-        prompt = build_interleaved_prompt(
-            template,
-            example.question,
-            times.tolist(),
-            compressed.tokens_per_frame,
-            captions,
-            timestamps=timestamps,
-        )
-    else:
-        prompt = build_video_prompt(
-            template, example.question, times.tolist(), compressed.tokens_per_frame, timestamps
-        )
+    prompt = video_prompt(
+        template,
+        example.question,
+        times.tolist(),
+        compressed.tokens_per_frame,
+        captions,
+        timestamps=timestamps,
+    )
     assembled = assemble(
         prompt,
         model.tokenizer,
