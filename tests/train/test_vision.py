@@ -19,7 +19,9 @@ from longvid.train.vision import (
     ContrastiveTower,
     RetrievalReport,
     attribute_index,
+    build_tower,
     evaluate_retrieval,
+    prompt_bank,
     rendered_batch,
     to_pixels,
     train_tower,
@@ -52,6 +54,29 @@ def test_patch_features_and_embeddings() -> None:
         word = model.embed(pixels, name)
         assert word.shape == (3, 384) and not torch.allclose(word, emb)
     assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07))
+
+
+def test_build_tower_makes_the_mini_resnet_with_its_token_grid() -> None:
+    from longvid.models.registry import MINI_TOWER
+
+    torch.manual_seed(0)
+    model = build_tower(MINI_TOWER).eval()
+    assert model.tower.config.model_type == "resnet"
+    assert model.patch_features(torch.randn(2, 3, 128, 128)).shape == (2, 64, 192)  # 8x8 grid
+
+
+def test_prompt_banks_are_centred_so_their_prompts_differ() -> None:
+    from longvid.encoders.minilm import get_minilm
+
+    raw = get_minilm().embed(ATTRIBUTES["word"][1])
+    bank = prompt_bank("word")
+    assert bank.shape == raw.shape
+    torch.testing.assert_close(bank.norm(dim=-1), torch.ones(len(bank)))
+    off_diagonal = ~torch.eye(len(bank), dtype=torch.bool)
+    # raw word prompts share much of their embedding; centred, they point apart on average
+    raw_cos, centred_cos = (raw @ raw.T)[off_diagonal], (bank @ bank.T)[off_diagonal]
+    assert raw_cos.mean() > 0.3 and centred_cos.mean() < 0.0
+    assert centred_cos.max() < raw_cos.max()
 
 
 def test_to_pixels_normalises_like_clip() -> None:

@@ -51,6 +51,7 @@ VISION_MODEL_TYPES: dict[str, bool] = {
     # model_type -> whether the tower prepends a CLS token (dropped by select_feature="patch").
     "clip_vision_model": True,
     "siglip_vision_model": False,
+    "resnet": False,  # a convolutional tower; its last feature map is read as row-major tokens
 }
 TEXT_MODEL_TYPES = ("qwen2", "llama", "mistral")
 
@@ -143,6 +144,33 @@ def _transformers_config(data: dict[str, Any], key: str) -> Any:
         ) from None
 
 
+def _check_conv_tower(config: dict[str, Any]) -> None:
+    """A ``resnet`` tower dict states its token grid as a ViT's would, consistently."""
+    prefix = "vision_tower.config."
+    sizes = _require(config, "hidden_sizes", prefix)
+    for key in ("image_size", "patch_size", "hidden_size"):
+        if _expect_int(_require(config, key, prefix), prefix + key) < 1:
+            raise ConfigError(f"key '{prefix}{key}': must be >= 1")
+    if not isinstance(sizes, list | tuple) or not sizes or config["hidden_size"] != sizes[-1]:
+        raise ConfigError(
+            f"key '{prefix}hidden_size': must equal the last of hidden_sizes ({sizes!r}), "
+            f"got {config['hidden_size']!r}"
+        )
+    # The stem halves twice (conv + max-pool), then every stage but the first halves again
+    # (the first too with downsample_in_first_stage).
+    halvings = 2 + len(sizes) - 1 + int(bool(config.get("downsample_in_first_stage", False)))
+    if config["patch_size"] != 2**halvings:
+        raise ConfigError(
+            f"key '{prefix}patch_size': this ResNet's output stride is {2**halvings}, "
+            f"got {config['patch_size']!r}"
+        )
+    if config["image_size"] % config["patch_size"]:
+        raise ConfigError(
+            f"key '{prefix}image_size': must be a multiple of patch_size "
+            f"({config['patch_size']}), got {config['image_size']!r}"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # The dataclasses
 
@@ -151,8 +179,11 @@ def _transformers_config(data: dict[str, Any], key: str) -> Any:
 class VisionTowerConfig:
     """The vision encoder: a transformers vision config plus which features to take from it.
 
-    ``config`` is a transformers config as a dict (``model_type`` is ``clip_vision_model`` or
-    ``siglip_vision_model``). ``select_layer`` indexes ``hidden_states`` (index 0 is the
+    ``config`` is a transformers config as a dict (``model_type`` is ``clip_vision_model``,
+    ``siglip_vision_model`` or ``resnet``). A ``resnet`` tower's feature maps ``(C, H, W)`` are
+    read as ``H*W`` row-major tokens, so its dict also names what a ViT's config would:
+    ``image_size``, ``patch_size`` (the output stride) and ``hidden_size`` (the last stage's
+    width). ``select_layer`` indexes ``hidden_states`` (index 0 is the
     embedding output, so -2 is the second-to-last layer, LLaVA's and LongVA's choice).
     ``select_feature="patch"`` drops the CLS token where the tower has one; ``"cls_patch"``
     keeps it. ``btadapter`` (``{"depth": ..., "max_frames": ...}``) adds PPLLaVA's BT-Adapter
@@ -177,11 +208,22 @@ class VisionTowerConfig:
         _expect_choice(model_type, "vision_tower.config.model_type", list(VISION_MODEL_TYPES))
         _expect_int(self.select_layer, "vision_tower.select_layer")
         _expect_choice(self.select_feature, "vision_tower.select_feature", SELECT_FEATURES)
+        if model_type == "resnet":
+            _check_conv_tower(config)
+            if self.select_layer not in (-1, len(config["hidden_sizes"])):
+                raise ConfigError(
+                    "key 'vision_tower.select_layer': a resnet tower's tokens are its last "
+                    f"stage's feature map (-1), got {self.select_layer}"
+                )
         if self.select_feature == "cls_patch" and not VISION_MODEL_TYPES[model_type]:
             raise ConfigError(
                 f"key 'vision_tower.select_feature': 'cls_patch' needs a CLS token, "
                 f"and {model_type} has none"
             )
+
+    def transformers_config(self) -> Any:
+        """The tower's transformers config object (e.g. ``CLIPVisionConfig``)."""
+        return _transformers_config(self.config, "vision_tower.config")
 
     @property
     def has_cls_token(self) -> bool:
@@ -337,7 +379,8 @@ class LongVideoConfig:
             raise ConfigError("key 'language_model_weights': must not be empty")
         # Let transformers check both sub-configs now, and check what depends on them.
         vision = self.vision_config()
-        n_states = vision.num_hidden_layers + 1
+        n_states = len(vision.depths) + 1 if vision.model_type == "resnet" else None
+        n_states = n_states or vision.num_hidden_layers + 1
         if not -n_states <= self.vision_tower.select_layer < n_states:
             raise ConfigError(
                 f"key 'vision_tower.select_layer': {self.vision_tower.select_layer} is outside "
@@ -350,7 +393,7 @@ class LongVideoConfig:
 
     def vision_config(self) -> Any:
         """The vision tower's transformers config object (e.g. ``CLIPVisionConfig``)."""
-        return _transformers_config(self.vision_tower.config, "vision_tower.config")
+        return self.vision_tower.transformers_config()
 
     def text_config(self) -> Any:
         """The language model's transformers config object (e.g. ``Qwen2Config``)."""

@@ -44,6 +44,7 @@ __all__ = [
     "CheckpointTensors",
     "LongVideoLM",
     "build_projector",
+    "feature_tokens",
     "load_checked_state",
 ]
 
@@ -72,6 +73,15 @@ def build_projector(kind: str, vision_width: int, text_width: int) -> nn.Module:
             nn.Linear(vision_width, text_width), nn.GELU(), nn.Linear(text_width, text_width)
         )
     raise ConfigError(f"key 'projector': unknown projector {kind!r} (known: linear, mlp2x_gelu)")
+
+
+def feature_tokens(hidden: Tensor, drop_cls: bool) -> Tensor:
+    """One hidden state of a vision tower as patch tokens ``(N, P, D)``: a ViT's token
+    sequence (its CLS dropped when ``drop_cls``), or a convolutional tower's ``(N, D, H, W)``
+    feature map read row-major, as a ViT orders its patches."""
+    if hidden.ndim == 4:
+        return hidden.flatten(2).transpose(1, 2)
+    return hidden[:, 1:] if drop_cls else hidden
 
 
 class LongVideoLM(nn.Module):
@@ -109,6 +119,15 @@ class LongVideoLM(nn.Module):
             ModelDims(vision_config.hidden_size, text_config.hidden_size, config.patches_per_side),
         )
         self.tokenizer: Any = None
+
+    def train(self, mode: bool = True) -> LongVideoLM:
+        """As `nn.Module.train`, except that a frozen vision tower stays in eval mode: its
+        normalisation statistics (a ResNet tower's BatchNorm) must not drift while the
+        projector trains on its features."""
+        super().train(mode)
+        if not any(p.requires_grad for p in self.vision_tower.parameters()):
+            self.vision_tower.eval()
+        return self
 
     # -- the pieces of the pipeline ----------------------------------------------------------
 
@@ -169,8 +188,7 @@ class LongVideoLM(nn.Module):
             if isinstance(self.vision_tower, BTAdapterVisionModel) and video:
                 pixels = pixels[None]
             out = self.vision_tower(pixel_values=pixels, output_hidden_states=True)
-            features = out.hidden_states[select.select_layer]
-            chunks.append(features[:, 1:] if drop_cls else features)
+            chunks.append(feature_tokens(out.hidden_states[select.select_layer], drop_cls))
             if progress is not None:
                 progress(min(start + chunk_size, total), total)
         if not chunks:

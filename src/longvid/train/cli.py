@@ -73,10 +73,9 @@ def train_vision(
     Returns the retrieval figures (fractions) with ``chance`` and the training ``seconds``."""
     import torch
     from safetensors.torch import save_file
-    from transformers import CLIPVisionConfig, CLIPVisionModel
 
     from longvid.models import registry
-    from longvid.train.vision import ContrastiveTower, evaluate_retrieval, train_tower
+    from longvid.train.vision import build_tower, evaluate_retrieval, train_tower
 
     if steps < 1 or batch_size < 2 or eval_images < 1:
         raise ConfigError(
@@ -84,8 +83,7 @@ def train_vision(
             f"image, got {steps}, {batch_size} and {eval_images}"
         )
     torch.manual_seed(seed)
-    fields = {k: v for k, v in registry.MINI_TOWER.items() if k != "model_type"}
-    model = ContrastiveTower(CLIPVisionModel(CLIPVisionConfig(**fields)))
+    model = build_tower(registry.MINI_TOWER)
     result = train_tower(model, work, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
