@@ -167,11 +167,16 @@ def save_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def load_row(compressor: str) -> dict[str, Any]:
-    """The figures `save_row` kept for ``compressor``."""
+def load_row(compressor: str, redraw: bool) -> dict[str, Any]:
+    """The figures `save_row` kept for ``compressor``; ``redraw`` draws its V-NIAH heatmaps
+    again from the grid records kept beside them (a run with ``--no-write`` drew none)."""
     data = json.loads((WORK / compressor / ROW_FILE).read_text())
     data["vniah"] = {float(f): v for f, v in data["vniah"].items()}
     data["vniah_png"] = {float(f): Path(p) for f, p in data["vniah_png"].items()}
+    for factor, png in data["vniah_png"].items() if redraw else ():
+        lines = (WORK / compressor / f"vniah_rope{factor:g}.jsonl").read_text().splitlines()
+        title = f"V-NIAH {NAMES[compressor]} (RoPE base x{factor:g})"
+        write_heatmap([json.loads(line) for line in lines if line], png, title=title)
     return data
 
 
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     rows = [
-        load_row(c)
+        load_row(c, redraw=not args.no_write)
         if args.reuse and (WORK / c / ROW_FILE).is_file()
         else save_row(measure(c, args, console))
         for c in compressors
