@@ -18,9 +18,9 @@ from longvid.train.videoqa import QUESTION_KINDS
 
 @pytest.fixture(scope="module")
 def student():
-    """longvid-mini's architecture (128-px tower, 64 patches, LongVA pooling, qwen_1_5
-    template, timestamps) shrunk: a 1-layer tower 16 wide and a 2-layer Llama 32 wide with the
-    byte-level tokenizer, random weights."""
+    """longvid-mini's architecture (128-px ResNet tower, 64 patches, LongVA pooling, qwen_1_5
+    template, timestamps) shrunk: a tower with one block per stage, 16 wide at the end, and a
+    2-layer Llama 32 wide with the byte-level tokenizer, random weights."""
     from longvid.models.config import VisionTowerConfig
     from longvid.models.registry import mini_config
     from longvid.train.mini import build_student
@@ -28,10 +28,10 @@ def student():
     config = mini_config("longva")
     tower = dict(
         config.vision_tower.config,
+        embedding_size=8,
+        hidden_sizes=[8, 8, 16],
+        depths=[1, 1, 1],
         hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
     )
     llm = {
         "model_type": "llama",

@@ -49,6 +49,14 @@ def test_second_call_hits_and_a_changed_file_misses(tmp_path: Path) -> None:
     assert len(calls) == 4
 
 
+def test_weights_hash_covers_scalar_buffers() -> None:
+    norm = torch.nn.BatchNorm2d(3)  # num_batches_tracked is a 0-dim int64 buffer
+    before = weights_hash(norm)
+    other = torch.nn.BatchNorm2d(3)
+    other.num_batches_tracked += 5
+    assert len(before) == 16 and weights_hash(other) != before
+
+
 def test_weights_hash_depends_on_values() -> None:
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     b.load_state_dict(a.state_dict())

@@ -60,7 +60,7 @@ def test_vision_trains_the_real_mini_tower(assets: Path, tmp_path: Path) -> None
         keys = set(f.keys())
         head = f.get_tensor("head.weight")
     assert head.shape == (384, registry.MINI_TOWER["hidden_size"])
-    assert "logit_scale" in keys and "tower.embeddings.patch_embedding.weight" in keys
+    assert "logit_scale" in keys and "tower.embedder.embedder.convolution.weight" in keys
     figures = json.loads((out / "retrieval.json").read_text())
     assert figures["n_images"] == 8 and figures["chance"]["caption_top1"] == pytest.approx(1 / 8)
     assert all(0 <= figures[p] <= 1 for p in figures["chance"])

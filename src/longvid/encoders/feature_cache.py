@@ -66,7 +66,8 @@ def weights_hash(module: nn.Module) -> str:
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
         if tensor.device.type != "meta":
-            data = tensor.detach().to("cpu").contiguous()
+            # flattened: a 0-dim tensor (BatchNorm's num_batches_tracked) has no byte view
+            data = tensor.detach().to("cpu").contiguous().reshape(-1)
             digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     value = digest.hexdigest()[:16]
     object.__setattr__(module, "_longvid_weights_hash", value)
