@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _docs import write_section  # noqa: E402
 
 from longvid.bench import mini_eval  # noqa: E402
-from longvid.bench.grid import run_grid, summary_table, write_heatmap  # noqa: E402
+from longvid.bench.grid import load_results, run_grid, summary_table, write_heatmap  # noqa: E402
 from longvid.models.registry import MINI_DIR, SHIPPED_MODELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,12 +104,12 @@ def run_vniah(
             words=mini_eval.NEEDLE_WORDS[: args.needles],
             rope_factor=factor,
         )
-        out = WORK / compressor / f"vniah_rope{factor:g}.jsonl"
+        out = vniah_records(compressor, factor)
         out.unlink(missing_ok=True)  # fresh: the weights may have changed since the last run
         records = run_grid(task, out)
         suffix = "" if factor == 1 else f"_rope{factor:g}"
         png = REPO_ROOT / "docs" / f"vniah_{NAMES[compressor]}{suffix}.png"
-        title = f"V-NIAH {NAMES[compressor]} (RoPE base x{factor:g})"
+        title = vniah_title(compressor, factor)
         table = summary_table(records, title=title)
         console.print(table)
         if not args.no_write:
@@ -154,6 +154,16 @@ def qa_rows(off: Any, on: Any) -> list[list[str]]:
 ROW_FILE = "row.json"
 
 
+def vniah_records(compressor: str, factor: float) -> Path:
+    """Where the V-NIAH grid records of ``compressor`` at RoPE base ``factor`` are kept."""
+    return WORK / compressor / f"vniah_rope{factor:g}.jsonl"
+
+
+def vniah_title(compressor: str, factor: float) -> str:
+    """The title of that grid's table and heatmap."""
+    return f"V-NIAH {NAMES[compressor]} (RoPE base x{factor:g})"
+
+
 def save_row(row: dict[str, Any]) -> dict[str, Any]:
     """Keep one compressor's figures, so ``--reuse`` can report them without rerunning."""
     folder = WORK / row["compressor"]
@@ -174,9 +184,8 @@ def load_row(compressor: str, redraw: bool) -> dict[str, Any]:
     data["vniah"] = {float(f): v for f, v in data["vniah"].items()}
     data["vniah_png"] = {float(f): Path(p) for f, p in data["vniah_png"].items()}
     for factor, png in data["vniah_png"].items() if redraw else ():
-        lines = (WORK / compressor / f"vniah_rope{factor:g}.jsonl").read_text().splitlines()
-        title = f"V-NIAH {NAMES[compressor]} (RoPE base x{factor:g})"
-        write_heatmap([json.loads(line) for line in lines if line], png, title=title)
+        records = load_results(vniah_records(compressor, factor))
+        write_heatmap(records, png, title=vniah_title(compressor, factor))
     return data
 
 

@@ -24,9 +24,10 @@ from rich.table import Table
 
 from longvid.bench.mini_eval import greedy_answer
 from longvid.train.mini import (
+    CAPTION_QUESTION,
+    Example,
     StageConfig,
     build_student,
-    caption_example,
     prompt_embeds,
     train_stage1,
 )
@@ -76,8 +77,8 @@ def main() -> None:
     model.eval()
     captions = []
     for seed in split_seeds("test", args.frames):
-        _, truth, scene = caption_sample(seed, "test")
-        embeds, _ = prompt_embeds(model, caption_example(seed, "test"))
+        frame, truth, scene = caption_sample(seed, "test")
+        embeds, _ = prompt_embeds(model, Example(frame[None], [0.0], CAPTION_QUESTION, truth))
         captions.append((greedy_answer(model, embeds, 30), truth, scene))
     table = Table(
         title=f"stage 1 of {args.compressor}: {args.steps} steps x {args.batch}, lr {args.lr:g}, "

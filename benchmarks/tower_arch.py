@@ -29,8 +29,8 @@ from rich.table import Table
 
 from longvid.encoders.anyres import CLIP_MEAN, CLIP_STD
 from longvid.models.registry import MINI_TOWER
-from longvid.train.render import WORDS, Backgrounds, random_scene, render
-from longvid.train.vision import build_tower, rendered_batch, to_pixels
+from longvid.train.render import WORDS, Backgrounds
+from longvid.train.vision import build_tower, held_out_scenes, rendered_batch, to_pixels
 
 VIT = {
     "model_type": "clip_vision_model",
@@ -46,10 +46,7 @@ CANDIDATES = {"resnet": MINI_TOWER, "vit": VIT}
 
 def held_out(n: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` frames with a card over the test footage, and their word indices."""
-    backgrounds = Backgrounds.load("test", size=size)
-    rng = np.random.default_rng(10**9 + 5)
-    scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n)]
-    frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
+    frames, scenes = held_out_scenes(n, size, seed=5)
     words = torch.tensor([WORDS.index(s.card.word) for s in scenes])
     return to_pixels(frames, CLIP_MEAN, CLIP_STD), words
 

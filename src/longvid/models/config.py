@@ -379,8 +379,8 @@ class LongVideoConfig:
             raise ConfigError("key 'language_model_weights': must not be empty")
         # Let transformers check both sub-configs now, and check what depends on them.
         vision = self.vision_config()
-        n_states = len(vision.depths) + 1 if vision.model_type == "resnet" else None
-        n_states = n_states or vision.num_hidden_layers + 1
+        layers = len(vision.depths) if vision.model_type == "resnet" else vision.num_hidden_layers
+        n_states = layers + 1
         if not -n_states <= self.vision_tower.select_layer < n_states:
             raise ConfigError(
                 f"key 'vision_tower.select_layer': {self.vision_tower.select_layer} is outside "

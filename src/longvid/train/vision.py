@@ -54,6 +54,7 @@ __all__ = [
     "RetrievalReport",
     "build_tower",
     "evaluate_retrieval",
+    "held_out_scenes",
     "prompt_bank",
     "train_tower",
 ]
@@ -251,6 +252,16 @@ class RetrievalReport:
         }
 
 
+def held_out_scenes(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, list[Scene]]:
+    """``n`` scenes with a card and shapes, drawn over the *test* footage with seeds far from
+    every training step's, and their ``(n, size, size, 3)`` frames."""
+    backgrounds = Backgrounds.load("test", size=size)
+    rng = np.random.default_rng(10**9 + seed)
+    scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n)]
+    frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
+    return frames, scenes
+
+
 @torch.no_grad()
 def evaluate_retrieval(
     model: ContrastiveTower,
@@ -264,10 +275,7 @@ def evaluate_retrieval(
     the candidate caption (every word, colour, shape, count) closest to the image."""
     model.eval()
     size = model.tower.config.image_size
-    backgrounds = Backgrounds.load("test", size=size)
-    rng = np.random.default_rng(10**9 + seed)  # far from every training step's seed
-    scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n_images)]
-    frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
+    frames, scenes = held_out_scenes(n_images, size, seed)
     device = model.head.weight.device
     pooled = torch.cat(
         [
