@@ -25,6 +25,7 @@ from longvid.train.mini import (
     Example,
     StageConfig,
     add_lora,
+    batch_loss,
     build_student,
     caption_example,
     example_loss,
@@ -155,6 +156,21 @@ def test_both_stages_lower_the_loss(tmp_path: Path) -> None:
     result = train_stage2(model, tmp_path / "stage2", stage2)
     assert len(result.losses) == 6
     assert mean_loss(model, seen) < before - 0.1
+
+
+def test_the_padded_batch_loss_is_the_mean_of_the_example_losses() -> None:
+    """Stages train on `batch_loss`; it must be the same objective as one pass per example,
+    for prompts of different lengths and with the LoRA wrapper in place."""
+    torch.manual_seed(0)
+    model = build_student("llamavid", config=tiny_config("llamavid"))
+    examples = [caption_example(3), qa_example(10**9 + 1), qa_example(10**9 + 2)]
+    assert len({len(e.frames) for e in examples}) > 1
+    for wrap in (False, True):
+        if wrap:
+            add_lora(model, rank=4)
+        with torch.no_grad():
+            batched = float(batch_loss(model, examples))
+        assert batched == pytest.approx(mean_loss(model, examples), rel=1e-4)
 
 
 # -- the package ---------------------------------------------------------------------------
