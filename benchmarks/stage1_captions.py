@@ -8,7 +8,11 @@ captions against the truth: exact, the card's word, the card's colour and the sh
 each over the frames that have that part.
 
     python benchmarks/stage1_captions.py --tower models/longvid-mini/tower.safetensors \
-        --compressor llamavid --steps 400 --lr 3e-3 [--frames 20]
+        --compressor llamavid --steps 400 --lr 3e-3 [--frames 20] [--work DIR]
+
+``--work`` keeps the stage's checkpoints in DIR; given the ``stage1`` folder of a
+``longvid train compressor`` run with that run's steps, it captions with those weights and
+trains nothing.
 """
 
 from __future__ import annotations
@@ -68,12 +72,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="checkpoint folder (resumable)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     model = build_student(args.compressor, args.tower)
     stage = StageConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
-    with tempfile.TemporaryDirectory() as work:
-        result = train_stage1(model, work, stage)
+    if args.work is not None:
+        result = train_stage1(model, args.work, stage)
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            result = train_stage1(model, work, stage)
     model.eval()
     captions = []
     for seed in split_seeds("test", args.frames):
