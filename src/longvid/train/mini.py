@@ -87,8 +87,8 @@ class StageConfig:
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
 RECIPE = {
-    "vision": {"steps": 700, "batch_size": 96, "lr": 2e-3, "seed": 0},
-    "stage1": StageConfig(steps=200, batch=4, lr=1e-3),
+    "vision": {"steps": 1400, "batch_size": 96, "lr": 2e-3, "seed": 0},
+    "stage1": StageConfig(steps=1000, batch=4, lr=3e-3),
     "stage2": StageConfig(steps=120, batch=4, lr=5e-4, lora_rank=8),
 }
 
