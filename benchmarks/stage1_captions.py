@@ -77,11 +77,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     model = build_student(args.compressor, args.tower)
     stage = StageConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
-    if args.work is not None:
-        result = train_stage1(model, args.work, stage)
-    else:
-        with tempfile.TemporaryDirectory() as work:
-            result = train_stage1(model, work, stage)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train_stage1(model, args.work or scratch, stage)
     model.eval()
     captions = []
     for seed in split_seeds("test", args.frames):

@@ -43,9 +43,10 @@ __all__ = [
     "RECIPE",
     "Example",
     "StageConfig",
+    "answer_ids",
+    "batch_loss",
     "build_student",
     "caption_example",
-    "batch_loss",
     "example_loss",
     "package",
     "qa_example",
@@ -226,12 +227,17 @@ def subtitle_captions(
     return channel_captions(times.tolist(), screen, speech, "subtitles")[0]
 
 
+def answer_ids(model: LongVideoLM, example: Example, device: torch.device) -> Tensor:
+    """The token ids the loss covers: the answer and the template's stop string."""
+    stop = get_template(model.config.chat_template).stop_strings[0]
+    ids = model.tokenizer(example.answer + stop, add_special_tokens=False)["input_ids"]
+    return torch.tensor(ids, device=device)
+
+
 def example_loss(model: LongVideoLM, example: Example) -> Tensor:
     """Next-token cross-entropy on the answer and the stop string only."""
     embeds, length = prompt_embeds(model, example)
-    stop = get_template(model.config.chat_template).stop_strings[0]
-    answer_ids = model.tokenizer(example.answer + stop, add_special_tokens=False)["input_ids"]
-    answer = torch.tensor(answer_ids, device=embeds.device)
+    answer = answer_ids(model, example, embeds.device)
     inputs = torch.cat([embeds, model.embed_tokens(answer)[None].to(embeds.dtype)], dim=1)
     labels = torch.cat([torch.full((length,), IGNORE, device=embeds.device), answer])[None]
     return model.language_model(inputs_embeds=inputs, labels=labels).loss
@@ -243,24 +249,20 @@ def batch_loss(model: LongVideoLM, examples: list[Example]) -> Tensor:
     For stage 1's short caption prompts this is 1.4x faster than one pass per example on CPU;
     stage 2's clips differ in length by hundreds of tokens, and padding them costs more than it
     saves."""
-    stop = get_template(model.config.chat_template).stop_strings[0]
+    from torch.nn.utils.rnn import pad_sequence
+
     sequences, spans = [], []
     for example in examples:
         embeds, length = prompt_embeds(model, example)
-        ids = model.tokenizer(example.answer + stop, add_special_tokens=False)["input_ids"]
-        answer = torch.tensor(ids, device=embeds.device)
+        answer = answer_ids(model, example, embeds.device)
         sequences.append(torch.cat([embeds[0], model.embed_tokens(answer).to(embeds.dtype)]))
         spans.append((length, answer))
-    width = max(len(s) for s in sequences)
-    inputs = torch.zeros(len(sequences), width, sequences[0].shape[-1], dtype=sequences[0].dtype)
-    mask = torch.zeros(len(sequences), width, dtype=torch.long)
-    for row, sequence in enumerate(sequences):
-        inputs[row, : len(sequence)] = sequence
-        mask[row, : len(sequence)] = 1
+    inputs = pad_sequence(sequences, batch_first=True)
+    mask = pad_sequence([s.new_ones(len(s), dtype=torch.long) for s in sequences], batch_first=True)
     # Logit at position p predicts token p + 1: keep those predicting any answer token.
     first = min(length for length, _ in spans) - 1
     last = max(length + len(answer) for length, answer in spans) - 1
-    keep = torch.arange(first, last)
+    keep = torch.arange(first, last, device=inputs.device)
     logits = model.language_model(
         inputs_embeds=inputs.to(model.dtype), attention_mask=mask, logits_to_keep=keep
     ).logits.float()
@@ -318,7 +320,7 @@ def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) ->
         seed=stage.seed,
         checkpoint_every=25,
     )
-    loss = _stage_loss(model, lambda s: qa_example(s), seeds, stage.batch, padded=False)
+    loss = _stage_loss(model, qa_example, seeds, stage.batch, padded=False)
     return run_loop("stage2-instructions", model, loss, config, out_dir)
 
 
