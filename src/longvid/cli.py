@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from longvid.console import err, fail
 from longvid.errors import LongvidError, SamplingError
 from longvid.io.video import SAMPLERS, Clip, get_sampler, probe, sample
 from longvid.io.video import fps as fps_default
@@ -29,12 +30,6 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console()
-err = Console(stderr=True)
-
-
-def _fail(exc: LongvidError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 @app.command("probe")
@@ -46,7 +41,7 @@ def probe_command(
     try:
         info = probe(video)
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(info.as_dict(), indent=2))
         return
@@ -146,7 +141,7 @@ def frames_command(
         clip = _decode_with_progress(video, sampler, args, size=size, exact=not fast)
         written = save_contact_sheet(clip, sheet) if sheet is not None else None
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         payload = {
             "video": str(video),
@@ -291,7 +286,7 @@ def ask_command(
             )
         plotted = _write_relevance_plot(answer, relevance_plot, video, question, compressor)
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(answer.__dict__, indent=2))
         return
@@ -358,7 +353,7 @@ def clip_command(
     from longvid.train.videoqa import QUESTION_KINDS, make_sample, split_seeds, write_clip
 
     if kind not in QUESTION_KINDS:
-        _fail(SamplingError(f"unknown question kind {kind!r}; one of {', '.join(QUESTION_KINDS)}"))
+        fail(SamplingError(f"unknown question kind {kind!r}; one of {', '.join(QUESTION_KINDS)}"))
     try:
         sample = make_sample(
             split_seeds("test", 1, start=seed)[0],
@@ -369,7 +364,7 @@ def clip_command(
         )
         path = write_clip(sample, out_path, size=(size, size))
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     info = {
         "video": str(path),
         "subtitles": str(path.with_suffix(".srt")) if sample.subtitles else None,
@@ -436,7 +431,7 @@ def extract_command(
                 on_result=on_result,
             )
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     out.print(summary.line(), highlight=False)
     if summary.failed:
         raise typer.Exit(code=1)

@@ -29,8 +29,10 @@ from longvid.train.mini import (
     build_student,
     caption_example,
     example_loss,
+    needle_example,
     package,
     qa_example,
+    stage2_example,
     train_stage1,
     train_stage2,
 )
@@ -132,6 +134,31 @@ def test_qa_example_text_channels() -> None:
         assert on.subtitles is not None and all(len(c) == 3 for c in on.subtitles)
     caption = caption_example(split_seeds("train", 1)[0])
     assert caption.frames.shape == (1, 128, 128, 3) and caption.times == [0.0]
+
+
+def test_needle_examples_ask_vniah_question() -> None:
+    from longvid.bench.mini_eval import NEEDLE_QUESTION
+    from longvid.train.render import WORDS
+
+    for seed in split_seeds("train", 4, start=10**9):
+        example = needle_example(seed)
+        assert example.question == NEEDLE_QUESTION and example.answer in WORDS
+        assert example.subtitles is None and example.screen is None
+        assert 4 <= len(example.frames) == len(example.times) <= 16
+
+
+def test_stage2_mix_draws_each_source_by_its_share() -> None:
+    seeds = split_seeds("train", 40, start=10**9)
+    plain = StageConfig(steps=1)
+    assert all(stage2_example(s, plain).question == qa_example(s).question for s in seeds[:5])
+    needles = StageConfig(steps=1, needle_share=1.0)
+    assert all(stage2_example(s, needles).answer == needle_example(s).answer for s in seeds[:5])
+    what = StageConfig(steps=1, what_share=1.0)
+    asked = [stage2_example(s, what).question for s in seeds[:10]]
+    assert all(q.startswith(("What word was written on the", "What was the")) for q in asked)
+    half = StageConfig(steps=1, needle_share=0.5)
+    drawn = sum(stage2_example(s, half).question == needle_example(s).question for s in seeds)
+    assert 10 <= drawn <= 30
 
 
 def test_both_stages_lower_the_loss(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from longvid.train.videoqa import (
     caption_sample,
     make_sample,
     needle_card,
+    needle_clip,
     split_seeds,
     uniform_times,
     write_clip,
@@ -192,6 +193,24 @@ def test_needle_card_shows_the_card() -> None:
     assert not np.array_equal(img, needle_card("honey", 96, seed=2))
     assert np.any(img != 128, axis=-1).mean() > 0.1
     assert needle_card("apple", (160, 90)).shape == (90, 160, 3)
+
+
+def test_needle_clip_splices_one_card_into_footage() -> None:
+    seed = split_seeds("train", 1, start=77)[0]
+    frames, times, word = needle_clip(seed, "train", n_haystack=5, size=64)
+    assert frames.shape == (6, 64, 64, 3) and times == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert word in WORDS
+    again, _, word2 = needle_clip(seed, "train", n_haystack=5, size=64)
+    assert np.array_equal(frames, again) and word == word2
+    # The needle is the one frame whose ground is the plain grey of `needle_card`.
+    grey = (frames == 128).all(axis=-1).mean(axis=(1, 2))
+    assert (grey > 0.3).sum() == 1 and (grey < 0.1).sum() == 5
+    words = {needle_clip(s, "train", 3, 32)[2] for s in split_seeds("train", 30)}
+    assert len(words) > 10
+    test = needle_clip(split_seeds("test", 1)[0], "test", n_haystack=5, size=64)[0]
+    assert not np.array_equal(test, frames)
+    with pytest.raises(ConfigError, match="haystack"):
+        needle_clip(seed, "train", n_haystack=0)
 
 
 def test_write_clip_round_trips(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from longvid.console import err as _err
+from longvid.console import fail
 from longvid.errors import ConfigError, LongvidError
 
 __all__ = ["bench_app"]
@@ -26,7 +28,6 @@ bench_app = typer.Typer(
     add_completion=False,
 )
 _out = Console()
-_err = Console(stderr=True)
 
 
 def _check_settings(folder: Path, settings: dict[str, Any]) -> None:
@@ -69,11 +70,6 @@ def _run(task: Any, folder: Path, progress: bool, title: str) -> None:
             f"{results}; rerun the same command to finish"
         )
         raise typer.Exit(code=130)
-
-
-def _fail(exc: LongvidError) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 @bench_app.command("vniah")
@@ -137,7 +133,7 @@ def vniah_command(
         )
         _run(task, out, progress, f"V-NIAH {model}" + (f" / {compressor}" if compressor else ""))
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @bench_app.command("textniah")
@@ -193,4 +189,4 @@ def textniah_command(
         )
         _run(task, out, progress, f"text NIAH {model}")
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)

@@ -42,8 +42,15 @@ from longvid.errors import ConfigError, ContextOverflowError
 from longvid.models.modeling import LongVideoLM
 from longvid.prompting.prompt import Prompt, Text, Visual, assemble, build_video_prompt
 from longvid.prompting.templates import get_template, render_parts
+from longvid.train import videoqa
 from longvid.train.mini import Example, prompt_embeds
-from longvid.train.videoqa import QUESTION_KINDS, VideoQASample, make_sample, split_seeds
+from longvid.train.videoqa import (
+    QUESTION_KINDS,
+    VideoQASample,
+    make_sample,
+    open_prompt,
+    split_seeds,
+)
 
 __all__ = [
     "NEEDLE_QUESTION",
@@ -64,9 +71,9 @@ __all__ = [
 
 MAX_QA_FRAMES = 16
 """The issue caps QA clips at 16 frames (training used 6-12)."""
-NEEDLE_QUESTION = "What word was written on the card?\nAnswer with a word or a short phrase."
+NEEDLE_QUESTION = open_prompt(videoqa.NEEDLE_QUESTION)
 """The V-NIAH question, in the form the training prompts ask open questions
-(`VideoQASample.prompt`)."""
+(`VideoQASample.prompt`, and stage 2's needle clips, `longvid.train.mini.needle_example`)."""
 NEEDLE_WORDS: tuple[str, ...] = ("lemon", "piano", "zebra")
 OCR_SIDE = 192
 """Frames are upscaled to this side before OCR: on 12 test clips PP-OCR read every card word at

@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from longvid.console import fail
 from longvid.errors import ConfigError, InputFileError, LongvidError
 
 if TYPE_CHECKING:
@@ -46,12 +47,6 @@ train_app = typer.Typer(
     add_completion=False,
 )
 _out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(exc: LongvidError) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,7 +219,7 @@ def vision_command(
     try:
         figures = train_vision(out, out, eval_images=eval_images, **recipe)
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     _out.print(_retrieval_table(figures, f"vision tower: {out / TOWER_FILE}"))
     _out.print(f"trained in {figures['seconds']:.0f} s; figures in {out / RETRIEVAL_FILE}")
 
@@ -250,7 +245,7 @@ def compressor_command(
         stage2 = _stage("stage2", steps=stage2_steps, batch=batch, seed=seed)
         target = train_compressor_package(compressor, tower, work, out, stage1, stage2)
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     _out.print(_stage_table(work))
     _out.print(f"{compressor}: packaged at {target} in {time.perf_counter() - clock:.0f} s")
 
@@ -286,7 +281,7 @@ def mini_command(
         for compressor in chosen:
             rows.append(_compressor_part(compressor, work, out))
     except LongvidError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"longvid-mini: {out}", title_justify="left")
     for column in ("part", "status", "seconds", "output"):
         table.add_column(column, justify="right" if column == "seconds" else "left")

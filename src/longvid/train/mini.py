@@ -10,9 +10,12 @@ PPLLaVA's visual projection into MiniLM space, MiniGPT4-Video's merge projection
 Data is procedural (`longvid.train.videoqa`): stage 1 captions single rendered frames; stage 2
 asks the five question kinds about rendered timelines of 6-12 frames (the issue caps training
 clips at 16), multiple-choice and open, half of them with the subtitle channel interleaved as
-``longvid ask`` does. Every prompt is built by the same functions inference uses
-(`longvid.prompting.minigpt4video.video_prompt` + `assemble`), so train and test prompts are
-the same token for token; the loss covers only the answer and the template's stop string.
+``longvid ask`` does, plus (by the recipe's mix) extra which-word questions and V-NIAH's own
+task at training length, a word card among at most 15 footage frames, so the benchmark's long
+haystacks test length transfer (LongVA's question) rather than a task never trained. Every
+prompt is built by the same functions inference uses (`longvid.prompting.minigpt4video.
+video_prompt` + `assemble`), so train and test prompts are the same token for token; the loss
+covers only the answer and the template's stop string.
 
 The budget fits two CPU cores (SmolLM2-135M trains at a few hundred tokens/s): few visual tokens
 per frame, short clips, a few thousand samples.
@@ -35,7 +38,15 @@ from longvid.prompting.minigpt4video import video_prompt
 from longvid.prompting.prompt import assemble
 from longvid.prompting.templates import get_template
 from longvid.train.loop import LoopConfig, LoopResult, plot_curve, run_loop
-from longvid.train.videoqa import QUESTION_KINDS, caption_sample, make_sample, split_seeds
+from longvid.train.videoqa import (
+    NEEDLE_QUESTION,
+    QUESTION_KINDS,
+    caption_sample,
+    make_sample,
+    needle_clip,
+    open_prompt,
+    split_seeds,
+)
 from longvid.train.vision import to_pixels
 
 __all__ = [
@@ -47,9 +58,11 @@ __all__ = [
     "batch_loss",
     "build_student",
     "caption_example",
+    "needle_example",
     "example_loss",
     "package",
     "qa_example",
+    "stage2_example",
     "train_compressor",
     "train_stage1",
     "train_stage2",
@@ -77,20 +90,26 @@ class Example:
 
 @dataclass
 class StageConfig:
-    """Steps, samples per step and learning rate of one stage (and the LoRA rank of stage 2)."""
+    """Steps, samples per step and learning rate of one stage; for stage 2 also the LoRA rank
+    and the data mix: the share of V-NIAH-form needle clips (`needle_example`) and of extra
+    which-word questions, the rest drawn over all question kinds (`qa_example`)."""
 
     steps: int
     batch: int = 4
     lr: float = 1e-3
     lora_rank: int = 16
     seed: int = 0
+    needle_share: float = 0.0
+    what_share: float = 0.0
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
 RECIPE = {
     "vision": {"steps": 1400, "batch_size": 96, "lr": 2e-3, "seed": 0},
     "stage1": StageConfig(steps=1000, batch=4, lr=3e-3),
-    "stage2": StageConfig(steps=120, batch=4, lr=5e-4, lora_rank=8),
+    "stage2": StageConfig(
+        steps=200, batch=4, lr=5e-4, lora_rank=8, needle_share=0.25, what_share=0.25
+    ),
 }
 
 
@@ -135,8 +154,15 @@ def caption_example(seed: int, split: str = "train") -> Example:
     return Example(frame[None], [0.0], CAPTION_QUESTION, text)
 
 
-def qa_example(seed: int, split: str = "train", *, text_channels: bool | None = None) -> Example:
-    """Stage 2: a question of a random kind about a 6-12 frame rendered timeline.
+def qa_example(
+    seed: int,
+    split: str = "train",
+    *,
+    text_channels: bool | None = None,
+    kind: str | None = None,
+) -> Example:
+    """Stage 2: a question of ``kind`` (None: a random kind) about a 6-12 frame rendered
+    timeline.
 
     ``text_channels`` None draws it (half the examples get the subtitle channel); subtitle
     questions only come with the channel on, since without it they have no answer.
@@ -144,7 +170,8 @@ def qa_example(seed: int, split: str = "train", *, text_channels: bool | None = 
     rng = np.random.default_rng(seed)
     channels = bool(rng.integers(2)) if text_channels is None else text_channels
     kinds = [k for k in QUESTION_KINDS if channels or k != "subtitle"]
-    kind = kinds[int(rng.integers(len(kinds)))]
+    drawn = kinds[int(rng.integers(len(kinds)))]
+    kind = drawn if kind is None else kind
     sample = make_sample(
         seed,
         split,
@@ -164,6 +191,26 @@ def qa_example(seed: int, split: str = "train", *, text_channels: bool | None = 
         list(sample.subtitles) if channels else None,
         screen,
     )
+
+
+def needle_example(seed: int, split: str = "train") -> Example:
+    """Stage 2: V-NIAH's task at training length: a card on grey among 3-15 footage frames,
+    asked V-NIAH's open question (`longvid.train.videoqa.needle_clip`); no text channels, as
+    V-NIAH scores the visual path."""
+    n_haystack = int(np.random.default_rng([seed, 5]).integers(3, 16))
+    frames, times, word = needle_clip(seed, split, n_haystack)
+    return Example(frames, times, open_prompt(NEEDLE_QUESTION), word)
+
+
+def stage2_example(seed: int, stage: StageConfig, split: str = "train") -> Example:
+    """One stage-2 example drawn by ``stage``'s mix: a needle clip, a which-word question or
+    a question of any kind."""
+    draw = float(np.random.default_rng([seed, 6]).random())
+    if draw < stage.needle_share:
+        return needle_example(seed, split)
+    if draw < stage.needle_share + stage.what_share:
+        return qa_example(seed, split, kind="what")
+    return qa_example(seed, split)
 
 
 def _screen_text(timeline, times: list[float]) -> list[str]:
@@ -320,7 +367,9 @@ def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) ->
         seed=stage.seed,
         checkpoint_every=25,
     )
-    loss = _stage_loss(model, qa_example, seeds, stage.batch, padded=False)
+    loss = _stage_loss(
+        model, lambda seed: stage2_example(seed, stage), seeds, stage.batch, padded=False
+    )
     return run_loop("stage2-instructions", model, loss, config, out_dir)
 
 

@@ -52,6 +52,9 @@ MIN_EVENT_SECONDS = 2.0
 """Shortest a card or shape group stays on screen where the timeline has room (so a clip
 written at a few frames per second shows it)."""
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
+NEEDLE_QUESTION = "What word was written on the card?"
+"""V-NIAH's question (`longvid.bench.mini_eval`), also asked of the training needle clips."""
+OPEN_ANSWER = "Answer with a word or a short phrase."
 
 _SUBJECTS = ("the train", "the bus", "the ferry", "the shop", "the museum", "the bakery",
              "the library", "the market", "the last boat", "the night bus")  # fmt: skip
@@ -325,9 +328,14 @@ class VideoQASample:
         """The question as asked: with lettered options and an instruction for multiple
         choice, else with a request for a short answer."""
         if self.options is None:
-            return f"{self.question}\nAnswer with a word or a short phrase."
+            return open_prompt(self.question)
         lines = [f"{LETTERS[i]}. {o}" for i, o in enumerate(self.options)]
         return "\n".join([self.question, *lines, "Answer with the option's letter."])
+
+
+def open_prompt(question: str) -> str:
+    """An open question as asked: the question and a request for a short answer."""
+    return f"{question}\n{OPEN_ANSWER}"
 
 
 def _distractors(answer: str, pool: list[str], n: int = 3) -> list[str]:
@@ -475,6 +483,32 @@ def needle_card(word: str, size: int | tuple[int, int] = 128, seed: int = 0) -> 
     wh = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     ground = np.full((wh[1], wh[0], 3), 128, np.uint8)
     return render(Scene(card, None), ground, wh)
+
+
+def needle_clip(
+    seed: int, split: str, n_haystack: int = 8, size: int = 128
+) -> tuple[np.ndarray, list[float], str]:
+    """A short clip in V-NIAH's form: ``n_haystack`` consecutive frames of the split's footage
+    at one frame per second with one `needle_card` (a random word, a random style) spliced in
+    at a random place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the
+    times count seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``."""
+    if n_haystack < 1:
+        raise ConfigError(f"a needle clip needs at least one haystack frame, got {n_haystack}")
+    rng = _rng(seed, split, 2)
+    footage = Backgrounds.load(split, size=_background_size(size, size))
+    start = int(rng.integers(len(footage.frames)))
+    haystack = [
+        np.asarray(
+            Image.fromarray(footage.frame(start + k)).resize(
+                (size, size), Image.Resampling.BILINEAR
+            )
+        )
+        for k in range(n_haystack)
+    ]
+    word = WORDS[int(rng.integers(len(WORDS)))]
+    card = needle_card(word, size, seed=int(rng.integers(1, 1 << 31)))
+    haystack.insert(int(rng.integers(n_haystack + 1)), card)
+    return np.stack(haystack), [float(k) for k in range(n_haystack + 1)], word
 
 
 # --------------------------------------------------------------------------------------------
