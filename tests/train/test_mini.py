@@ -144,7 +144,7 @@ def test_needle_examples_ask_vniah_question() -> None:
         example = needle_example(seed)
         assert example.question == NEEDLE_QUESTION and example.answer in WORDS
         assert example.subtitles is None and example.screen is None
-        assert 4 <= len(example.frames) == len(example.times) <= 16
+        assert 8 <= len(example.frames) == len(example.times) <= 16
 
 
 def test_stage2_mix_draws_each_source_by_its_share() -> None:

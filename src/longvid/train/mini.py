@@ -11,7 +11,7 @@ Data is procedural (`longvid.train.videoqa`): stage 1 captions single rendered f
 asks the five question kinds about rendered timelines of 6-12 frames (the issue caps training
 clips at 16), multiple-choice and open, half of them with the subtitle channel interleaved as
 ``longvid ask`` does, plus (by the recipe's mix) extra which-word questions and V-NIAH's own
-task at training length, a word card among at most 15 footage frames, so the benchmark's long
+task at training length, a word card among 7-15 footage frames, so the benchmark's long
 haystacks test length transfer (LongVA's question) rather than a task never trained. Every
 prompt is built by the same functions inference uses (`longvid.prompting.minigpt4video.
 video_prompt` + `assemble`), so train and test prompts are the same token for token; the loss
@@ -194,10 +194,10 @@ def qa_example(
 
 
 def needle_example(seed: int, split: str = "train") -> Example:
-    """Stage 2: V-NIAH's task at training length: a card on grey among 3-15 footage frames,
+    """Stage 2: V-NIAH's task at training length: a card on grey among 7-15 footage frames,
     asked V-NIAH's open question (`longvid.train.videoqa.needle_clip`); no text channels, as
     V-NIAH scores the visual path."""
-    n_haystack = int(np.random.default_rng([seed, 5]).integers(3, 16))
+    n_haystack = int(np.random.default_rng([seed, 5]).integers(7, 16))
     frames, times, word = needle_clip(seed, split, n_haystack)
     return Example(frames, times, open_prompt(NEEDLE_QUESTION), word)
 

@@ -488,23 +488,31 @@ def needle_card(word: str, size: int | tuple[int, int] = 128, seed: int = 0) -> 
 def needle_clip(
     seed: int, split: str, n_haystack: int = 8, size: int = 128
 ) -> tuple[np.ndarray, list[float], str]:
-    """A short clip in V-NIAH's form: ``n_haystack`` consecutive frames of the split's footage
-    at one frame per second with one `needle_card` (a random word, a random style) spliced in
-    at a random place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the
-    times count seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``."""
+    """A short clip in V-NIAH's form: ``n_haystack`` frames of the split's footage at one frame
+    per second with one `needle_card` (a random word, a random style) spliced in at a random
+    place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the times count
+    seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``.
+
+    The haystack walks through the footage from a random frame, each frame a random crop, and in
+    half the clips a third of the frames carry a shape group: the split has only ~100 footage
+    frames, and a model trained on them alone mistook unseen footage for the needle.
+    """
     if n_haystack < 1:
         raise ConfigError(f"a needle clip needs at least one haystack frame, got {n_haystack}")
     rng = _rng(seed, split, 2)
     footage = Backgrounds.load(split, size=_background_size(size, size))
     start = int(rng.integers(len(footage.frames)))
-    haystack = [
-        np.asarray(
-            Image.fromarray(footage.frame(start + k)).resize(
-                (size, size), Image.Resampling.BILINEAR
-            )
+    with_shapes = bool(rng.integers(2))
+    haystack = []
+    for k in range(n_haystack):
+        side = footage.frame(start + k).shape[0]
+        crop = round(side * float(rng.uniform(0.6, 1.0)))
+        left, top = (int(rng.integers(side - crop + 1)) for _ in range(2))
+        frame = Image.fromarray(footage.frame(start + k)).resize(
+            (size, size), Image.Resampling.BILINEAR, box=(left, top, left + crop, top + crop)
         )
-        for k in range(n_haystack)
-    ]
+        shapes = random_shapes(rng) if with_shapes and rng.random() < 1 / 3 else None
+        haystack.append(render(Scene(None, shapes), np.asarray(frame), size))
     word = WORDS[int(rng.integers(len(WORDS)))]
     card = needle_card(word, size, seed=int(rng.integers(1, 1 << 31)))
     haystack.insert(int(rng.integers(n_haystack + 1)), card)
