@@ -213,6 +213,7 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
         "vniah_png": {f: v["png"] for f, v in vniah.items()},
         "vniah_frames": sorted({r["frames"] for r in vniah[args.rope_factors[0]]["records"]}),
         "vniah_depths": list(args.depths),
+        "vniah_needles": list(mini_eval.NEEDLE_WORDS[: args.needles]),
         "n_per_kind": args.n_per_kind,
         "prefill_s": off.mean_prefill_s,
         "peak_rss_mb": peak_rss_mb(),
@@ -256,15 +257,15 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         HEADING,
         "",
         f"Run on {date.today().isoformat()}; {cpu}, torch {torch.__version__} (CPU, "
-        f"{torch.get_num_threads()} threads). Held-out QA: {args.n_per_kind} test-split "
-        f"questions per kind and form, {args.qa_frames} frames, greedy answers from the "
+        f"{torch.get_num_threads()} threads). Held-out QA: test-split questions (how many per "
+        f"kind and form: under each model), {args.qa_frames} frames, greedy answers from the "
         "training prompt, normalised exact match (the letter for multiple choice). `QA frames`: "
         "text channels off (no subtitle questions); `QA +text`: subtitles and OCR of the "
         'on-screen text on; `"what"`: which-word questions, channels off (target >= 90%); '
         "text-only: the same LLM and LoRA with zero visual tokens; chance: 1/options "
         "(0 for open answers). V-NIAH: word cards in the test split's footage, "
-        f"depths {', '.join(f'{d:g}' for d in args.depths)}, {args.needles} needle(s), "
-        "teacher-forced, mean over the grid, per RoPE base factor. Prefill: mean seconds of "
+        "needle words, frame counts and depths under each model, teacher-forced, mean over "
+        "the grid, per RoPE base factor. Prefill: mean seconds of "
         "the forward pass over a QA prompt (channels off). Peak RSS: the process's high-water "
         "mark after that model's run (cumulative over the run).",
         "",
@@ -277,8 +278,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "",
             f"### {r['name']}",
             "",
-            f"V-NIAH frames: {', '.join(map(str, r['vniah_frames']))}; depths: "
-            f"{', '.join(f'{d:g}' for d in r.get('vniah_depths', args.depths))}.",
+            f"{r['n_per_kind']} questions per kind and form. V-NIAH frames: "
+            f"{', '.join(map(str, r['vniah_frames']))}; depths: "
+            f"{', '.join(f'{d:g}' for d in r.get('vniah_depths', args.depths))}"
+            + (f"; needles: {', '.join(r['vniah_needles'])}." if "vniah_needles" in r else "."),
             "",
             "| kind | form | n | frames | frames+text | text-only | chance |",
             "|---|---|---:|---:|---:|---:|---:|",
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vniah-sizes",
         type=_ints,
-        default=[8, 64, 192],
+        default=list(mini_eval.VNIAH_SIZES),
         help="frame counts below the most that fit, which the auto grid ends with",
     )
     parser.add_argument("--depths", type=_floats, default=[0.0, 0.5, 1.0])

@@ -67,6 +67,7 @@ __all__ = [
     "scaled_rope",
     "text_only_embeds",
     "vniah_frames",
+    "VNIAH_SIZES",
 ]
 
 MAX_QA_FRAMES = 16
@@ -527,7 +528,12 @@ def max_vniah_frames(model: LongVideoLM, question: str = NEEDLE_QUESTION) -> int
     return max(1, fit - 1)
 
 
-def vniah_frames(model: LongVideoLM, sizes: Sequence[int] = (8, 64, 192)) -> list[int]:
+VNIAH_SIZES: tuple[int, ...] = (8, 16, 32, 64, 192)
+"""V-NIAH's default frame counts below the context limit: dense at the short end, where the
+16-frame training length is left behind."""
+
+
+def vniah_frames(model: LongVideoLM, sizes: Sequence[int] = VNIAH_SIZES) -> list[int]:
     """The default frame grid: ``sizes`` below what fits, then the most that fits."""
     top = max_vniah_frames(model)
     return sorted({s for s in sizes if s < top} | {top})
