@@ -1,5 +1,6 @@
-"""Tests of the longvid-mini recipe on a tiny model: the student, both stages learning, and the
-package (no LLM tensors, float16, LoRA merged on load) giving the trained model back."""
+"""Tests of the longvid-mini recipe on a tiny model: the student, the stages learning, the
+package (no LLM tensors, float16, LoRA merged on load) giving the trained model back, and stage 3
+training a package on from where it stopped."""
 
 from __future__ import annotations
 
@@ -28,11 +29,13 @@ from longvid.train.mini import (
     batch_loss,
     build_student,
     caption_example,
+    continue_package,
     example_loss,
     needle_example,
     package,
     qa_example,
     stage2_example,
+    student_from_package,
     train_stage1,
     train_stage2,
 )
@@ -203,14 +206,17 @@ def test_the_padded_batch_loss_is_the_mean_of_the_example_losses() -> None:
 # -- the package ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[LongVideoLM, Path]:
-    """A student on a tiny Llama read from a directory, trained 2 + 2 steps, packaged."""
+def tiny_package(root: Path) -> Path:
+    """A student on a tiny Llama read from a directory under ``root``, trained 2 + 2 steps and
+    packaged at ``root/package`` (base LLM by reference, LoRA adapter of rank 4)."""
+    return _tiny_trained(root)[1]
+
+
+def _tiny_trained(root: Path) -> tuple[LongVideoLM, Path]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from longvid.prompting.tokenizer import byte_level_tokenizer
 
-    root = tmp_path_factory.mktemp("mini")
     torch.manual_seed(1)
     fields = {k: v for k, v in TINY_LLM.items() if k != "model_type"}
     LlamaForCausalLM(LlamaConfig(**fields)).save_pretrained(root / "base")
@@ -221,6 +227,12 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[LongVideoLM, Pat
     train_stage2(model, root / "work" / "stage2", StageConfig(steps=2, batch=1, lr=5e-2))
     logs = [root / "work" / "stage1" / "log.jsonl", root / "work" / "stage2" / "log.jsonl"]
     return model, package(model, root / "package", name="tiny-mini", logs=logs)
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[LongVideoLM, Path]:
+    """The trained tiny student and its package (`tiny_package`)."""
+    return _tiny_trained(tmp_path_factory.mktemp("mini"))
 
 
 def _logits(model: LongVideoLM, example: Example) -> torch.Tensor:
@@ -298,6 +310,45 @@ def test_a_package_without_a_base_llm_stores_it_with_lora_merged(tmp_path: Path)
     with model.language_model.disable_adapter():
         without_lora = _logits(model, example)
     assert (without_lora - expected).abs().max() > 0.3  # the merge is what made them equal
+
+
+def test_a_package_becomes_a_student_where_it_stopped(packaged) -> None:
+    """Stage 3's start: the package's tower, projector and LoRA, unmerged and trainable,
+    giving the trained model's outputs."""
+    model, target = packaged
+    student = student_from_package(target, lora_rank=4)
+    assert trainable(student) == {"projector", "language_model"}
+    lora = [n for n, p in student.language_model.named_parameters() if p.requires_grad]
+    assert lora and all("lora_" in n for n in lora)
+    example = qa_example(split_seeds("val", 1)[0], "val", text_channels=True)
+    torch.testing.assert_close(
+        _logits(student, example), _logits(model, example), atol=2e-3, rtol=2e-3
+    )
+    with pytest.raises(CheckpointError, match="not this recipe") as info:
+        student_from_package(target, lora_rank=8)
+    assert info.value.path == str(target / "adapter" / "adapter_config.json")
+
+
+def test_stage3_trains_a_package_on_and_lowers_its_loss(packaged, tmp_path: Path) -> None:
+    _, target = packaged
+    stage = StageConfig(steps=6, batch=2, lr=3e-2, lora_rank=4, seed=1, padded=True)
+    seen = [stage2_example(s, stage) for s in split_seeds("train", 12, start=10**9 + 10**7)]
+    before = mean_loss(LongVideoLM.from_pretrained(target), seen)
+    out = continue_package(target, tmp_path / "work", tmp_path / "stage3", stage)
+    log = [json.loads(x) for x in (tmp_path / "work" / "stage3" / "log.jsonl").open()]
+    assert [row["step"] for row in log] == list(range(6))
+    assert {row["stage"] for row in log} == {"stage3-instructions"}
+    assert json.loads((out / "config.json").read_text())["name"] == "tiny-mini"
+    assert mean_loss(LongVideoLM.from_pretrained(out), seen) < before - 0.1
+
+
+def test_a_package_missing_its_adapter_is_no_student(packaged, tmp_path: Path) -> None:
+    _, target = packaged
+    bare = tmp_path / "bare"
+    shutil.copytree(target, bare, ignore=shutil.ignore_patterns("adapter"))
+    with pytest.raises(CheckpointError, match="needs this file") as info:
+        student_from_package(bare, lora_rank=4)
+    assert info.value.path == str(bare / "adapter" / "adapter_config.json")
 
 
 @pytest.mark.parametrize("damage", ["corrupt weights", "no adapter config"])

@@ -45,6 +45,7 @@ def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
             "vision": {"steps": 2, "batch_size": 4, "lr": 1e-3, "seed": 0},
             "stage1": StageConfig(steps=2, batch=1, lr=1e-2),
             "stage2": StageConfig(steps=2, batch=1, lr=1e-2, lora_rank=4),
+            "stage3": StageConfig(steps=2, batch=2, lr=1e-2, lora_rank=4, seed=1, padded=True),
         },
     )
 
@@ -107,15 +108,16 @@ def test_compressor_packages_and_repackages(assets: Path, tmp_path: Path, tiny_r
     target = tmp_path / "out" / "mg"
     args = ["compressor", "minigpt4video", "--tower", str(tower), "--work", str(tmp_path / "w")]
     args += ["--out", str(target), "--stage1-steps", "1", "--stage2-steps", "3", "--batch", "1"]
+    args += ["--stage3-steps", "2"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     config = json.loads((target / "config.json").read_text())
     assert config["name"] == "longvid-mini-minigpt4video"
     steps = [
         len((tmp_path / "w" / s / "log.jsonl").read_text().splitlines())
-        for s in ("stage1", "stage2")
+        for s in ("stage1", "stage2", "stage3")
     ]
-    assert steps == [1, 3]
+    assert steps == [1, 3, 2]
     assert "stage2" in result.output and "packaged at" in result.output
     # A rerun resumes (nothing left to train) and packages the same weights again.
     again = invoke(*args)
@@ -151,3 +153,22 @@ def test_a_foreign_out_folder_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert_one_line_error(result, str(target), "not a longvid checkpoint")
     assert (target / "notes.txt").read_text() == "keep me"
+
+
+def test_continue_trains_a_package_on_in_place(tmp_path: Path, tiny_recipe) -> None:
+    import shutil
+
+    from tests.train.test_mini import tiny_package
+
+    package = tiny_package(tmp_path)
+    before = (package / "adapter" / "adapter_model.safetensors").read_bytes()
+    args = ["continue", str(package), "--work", str(tmp_path / "w"), "--out", str(package)]
+    result = invoke(*args, "--steps", "3")
+    assert result.exit_code == 0, result.output
+    assert "stage3" in result.output and "packaged at" in result.output
+    assert len((tmp_path / "w" / "stage3" / "log.jsonl").read_text().splitlines()) == 3
+    assert (package / "adapter" / "adapter_model.safetensors").read_bytes() != before
+    assert sorted(p.name for p in package.parent.iterdir() if p.name.startswith(".")) == []
+    shutil.rmtree(package / "adapter")
+    result = invoke("continue", str(package), "--work", str(tmp_path / "w2"), "--out", "x")
+    assert_one_line_error(result, str(package / "adapter" / "adapter_config.json"))

@@ -5,7 +5,8 @@ tower (locked-text tuning against MiniLM, `longvid.train.vision`, after Zhai et 
 CVPR 2022) and reports its zero-shot retrieval; ``compressor`` trains one compressor's projector
 and LoRA adapter on SmolLM2 (LLaVA's two stages, Liu et al. 2023, section 4.2,
 `longvid.train.mini`); ``mini`` runs the whole recipe into ``models/longvid-mini`` (what
-``make train-mini`` does). Defaults come from `longvid.train.mini.RECIPE`.
+``make train-mini`` does); ``continue`` runs stage 3 on a finished package (how the shipped
+longvid-mini got its stage 3 on a GPU). Defaults come from `longvid.train.mini.RECIPE`.
 
 Every part resumes: the training loop restarts from its last checkpoint in the work folder, and
 ``mini`` skips the parts already finished (the tower when ``tower.safetensors`` and
@@ -97,6 +98,7 @@ def train_compressor_package(
     target: Path,
     stage1: StageConfig,
     stage2: StageConfig,
+    stage3: StageConfig | None = None,
 ) -> Path:
     """`longvid.train.mini.train_compressor` into a staging folder beside ``target``, renamed to
     ``target`` when the package is complete. The package is named as `registry.SHIPPED_MODELS`
@@ -120,6 +122,7 @@ def train_compressor_package(
         staging,
         stage1,
         stage2,
+        stage3,
         name=names.get(compressor, f"longvid-mini-{compressor}"),
     )
     if target.exists():
@@ -139,7 +142,7 @@ def _check_compressors(chosen: list[str]) -> None:
         )
 
 
-def _stage(name: str, **given: int | None) -> StageConfig:
+def _stage(name: str, **given: float | None) -> StageConfig:
     """The recipe's config of stage ``name`` with the options given on the command line."""
     from longvid.train.mini import RECIPE
 
@@ -165,7 +168,7 @@ def _stage_table(work: Path) -> Table:
     table = Table(title="training loss", title_justify="left")
     for column in ("stage", "steps", "first 10 (mean)", "last 10 (mean)"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for stage in ("stage1", "stage2"):
+    for stage in ("stage1", "stage2", "stage3"):
         log = work / stage / "log.jsonl"
         losses = (
             [json.loads(x)["loss"] for x in log.read_text().splitlines()] if log.is_file() else []
@@ -232,10 +235,14 @@ def compressor_command(
     out: Annotated[Path, typer.Option("--out", help="The packaged checkpoint folder.")],
     stage1_steps: Annotated[int | None, typer.Option("--stage1-steps")] = None,
     stage2_steps: Annotated[int | None, typer.Option("--stage2-steps")] = None,
+    stage3_steps: Annotated[
+        int | None, typer.Option("--stage3-steps", help="0 skips stage 3 (sized for a GPU).")
+    ] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Samples per step.")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
 ) -> None:
-    """Train one compressor (stage 1 captions, stage 2 video QA with LoRA) and package it.
+    """Train one compressor (stage 1 captions, stages 2 and 3 video QA with LoRA) and package
+    it.
 
     Options not given take the recipe's values; a rerun resumes from the checkpoints in WORK.
     """
@@ -243,7 +250,8 @@ def compressor_command(
     try:
         stage1 = _stage("stage1", steps=stage1_steps, batch=batch, seed=seed)
         stage2 = _stage("stage2", steps=stage2_steps, batch=batch, seed=seed)
-        target = train_compressor_package(compressor, tower, work, out, stage1, stage2)
+        stage3 = _stage("stage3", steps=stage3_steps, batch=batch)
+        target = train_compressor_package(compressor, tower, work, out, stage1, stage2, stage3)
     except LongvidError as exc:
         fail(exc)
     _out.print(_stage_table(work))
@@ -263,6 +271,9 @@ def mini_command(
     eval_images: Annotated[
         int, typer.Option("--eval-images", help="Held-out scenes for the retrieval probes.")
     ] = 400,
+    stage3_steps: Annotated[
+        int | None, typer.Option("--stage3-steps", help="0 skips stage 3 (sized for a GPU).")
+    ] = None,
 ) -> None:
     """The whole longvid-mini recipe: the vision tower, then each compressor.
 
@@ -279,7 +290,7 @@ def mini_command(
         _check_compressors(chosen)
         rows = [_vision_part(work, out, eval_images)]
         for compressor in chosen:
-            rows.append(_compressor_part(compressor, work, out))
+            rows.append(_compressor_part(compressor, work, out, stage3_steps))
     except LongvidError as exc:
         fail(exc)
     table = Table(title=f"longvid-mini: {out}", title_justify="left")
@@ -303,16 +314,50 @@ def _vision_part(work: Path, out: Path, eval_images: int) -> tuple[str, str, str
     return "vision", "trained", f"{seconds:.0f}", str(out / TOWER_FILE)
 
 
-def _compressor_part(compressor: str, work: Path, out: Path) -> tuple[str, str, str, str]:
+def _compressor_part(
+    compressor: str, work: Path, out: Path, stage3_steps: int | None
+) -> tuple[str, str, str, str]:
     target = out / compressor
     if (target / "config.json").is_file():
         return compressor, "done before", "-", str(target)
     clock = time.perf_counter()
-    train_compressor_package(
-        compressor, out / TOWER_FILE, work / compressor, target, _stage("stage1"), _stage("stage2")
-    )
+    stages = (_stage("stage1"), _stage("stage2"), _stage("stage3", steps=stage3_steps))
+    train_compressor_package(compressor, out / TOWER_FILE, work / compressor, target, *stages)
     seconds = time.perf_counter() - clock
     _record_time(out, compressor, seconds)
     _out.print(_stage_table(work / compressor))
     _out.print(f"{compressor}: packaged at {target} in {seconds:.0f} s")
     return compressor, "trained", f"{seconds:.0f}", str(target)
+
+
+@train_app.command("continue")
+def continue_command(
+    package: Annotated[Path, typer.Argument(help="A longvid-mini package folder to train on.")],
+    work: Annotated[Path, typer.Option("--work", help="Checkpoints and logs (resumable).")],
+    out: Annotated[Path, typer.Option("--out", help="The packaged checkpoint folder.")],
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Samples per step.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+) -> None:
+    """Stage 3: train a finished package on (fresh video QA, padded batches of 16; sized for a
+    GPU) and package the result in OUT (which may be PACKAGE itself: it is replaced only when
+    the new package is complete).
+
+    Options not given take the recipe's values; a rerun resumes from the checkpoints in WORK.
+    """
+    from longvid.train.mini import continue_package
+
+    clock = time.perf_counter()
+    staging = out.parent / f".{out.name}.partial"
+    try:
+        stage = _stage("stage3", steps=steps, batch=batch, lr=lr)
+        if staging.exists():
+            shutil.rmtree(staging)
+        continue_package(package, work, staging, stage)
+    except LongvidError as exc:
+        fail(exc)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    _out.print(_stage_table(work))
+    _out.print(f"stage 3: packaged at {out} in {time.perf_counter() - clock:.0f} s")

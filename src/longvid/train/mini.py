@@ -17,8 +17,11 @@ prompt is built by the same functions inference uses (`longvid.prompting.minigpt
 video_prompt` + `assemble`), so train and test prompts are the same token for token; the loss
 covers only the answer and the template's stop string.
 
-The budget fits two CPU cores (SmolLM2-135M trains at a few hundred tokens/s): few visual tokens
-per frame, short clips, a few thousand samples.
+The budget of stages 1 and 2 fits two CPU cores (SmolLM2-135M trains at a few hundred
+tokens/s): few visual tokens per frame, short clips, a few thousand samples. Stage 3 is stage 2
+continued on fresh examples at sixteen per padded step, sized for one GPU (an H200 runs it in
+minutes; two CPU cores would need about a day); `continue_package` runs it on a finished
+package.
 """
 
 from __future__ import annotations
@@ -58,11 +61,13 @@ __all__ = [
     "batch_loss",
     "build_student",
     "caption_example",
+    "continue_package",
     "needle_example",
     "example_loss",
     "package",
     "qa_example",
     "stage2_example",
+    "student_from_package",
     "train_compressor",
     "train_stage1",
     "train_stage2",
@@ -92,7 +97,9 @@ class Example:
 class StageConfig:
     """Steps, samples per step and learning rate of one stage; for stage 2 also the LoRA rank
     and the data mix: the share of V-NIAH-form needle clips (`needle_example`) and of extra
-    which-word questions, the rest drawn over all question kinds (`qa_example`)."""
+    which-word questions, the rest drawn over all question kinds (`qa_example`). ``padded``
+    runs a step's examples as one padded forward pass (`batch_loss`): faster on a GPU, and on
+    a CPU for prompts of similar length; ``seed`` picks the stage's data."""
 
     steps: int
     batch: int = 4
@@ -101,6 +108,7 @@ class StageConfig:
     seed: int = 0
     needle_share: float = 0.0
     what_share: float = 0.0
+    padded: bool = False
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -108,7 +116,17 @@ RECIPE = {
     "vision": {"steps": 1400, "batch_size": 96, "lr": 2e-3, "seed": 0},
     "stage1": StageConfig(steps=1000, batch=4, lr=3e-3),
     "stage2": StageConfig(
-        steps=200, batch=4, lr=5e-4, lora_rank=8, needle_share=0.25, what_share=0.25
+        steps=500, batch=4, lr=5e-4, lora_rank=8, needle_share=0.25, what_share=0.25
+    ),
+    "stage3": StageConfig(
+        steps=950,
+        batch=16,
+        lr=3e-4,
+        lora_rank=8,
+        seed=1,
+        needle_share=0.3,
+        what_share=0.3,
+        padded=True,
     ),
 }
 
@@ -357,8 +375,16 @@ def add_lora(model: LongVideoLM, rank: int) -> object:
     return model.language_model
 
 
-def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) -> LoopResult:
-    """Stage 2: instruction tuning on procedural video QA, projector + compressor + LoRA."""
+def train_stage2(
+    model: LongVideoLM,
+    out_dir: str | Path,
+    stage: StageConfig,
+    *,
+    name: str = "stage2-instructions",
+) -> LoopResult:
+    """Stage 2 (and stage 3, its continuation under another ``name`` and seed): instruction
+    tuning on procedural video QA, projector + compressor + LoRA. On a GPU the LLM runs in
+    bfloat16 autocast."""
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
     config = LoopConfig(
         steps=stage.steps,
@@ -366,11 +392,71 @@ def train_stage2(model: LongVideoLM, out_dir: str | Path, stage: StageConfig) ->
         warmup=max(1, stage.steps // 10),
         seed=stage.seed,
         checkpoint_every=25,
+        mixed_precision="bf16" if torch.cuda.is_available() else "no",
     )
     loss = _stage_loss(
-        model, lambda seed: stage2_example(seed, stage), seeds, stage.batch, padded=False
+        model, lambda seed: stage2_example(seed, stage), seeds, stage.batch, padded=stage.padded
     )
-    return run_loop("stage2-instructions", model, loss, config, out_dir)
+    return run_loop(name, model, loss, config, out_dir)
+
+
+def student_from_package(directory: str | Path, lora_rank: int) -> LongVideoLM:
+    """A packaged longvid-mini made ready to train on: its tower, projector and compressor in
+    float32 (the tower frozen) and its LoRA adapter loaded trainable rather than merged, so
+    training continues where the package's last stage ended. The adapter must be this recipe's
+    (`add_lora` with ``lora_rank``); a `CheckpointError` names the file otherwise."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from longvid.errors import CheckpointError
+    from longvid.models.config import LongVideoConfig
+
+    directory = Path(directory)
+    config_path, weights = directory / "config.json", directory / "model.safetensors"
+    adapter_config = directory / "adapter" / "adapter_config.json"
+    adapter_weights = directory / "adapter" / "adapter_model.safetensors"
+    for needed in (config_path, weights, adapter_config, adapter_weights):
+        if not needed.is_file():
+            raise CheckpointError("a longvid-mini package needs this file", needed)
+    config = LongVideoConfig.load(config_path)
+    if config.language_model_weights is None:
+        raise CheckpointError("names no base LLM (language_model_weights)", config_path)
+    lora = json.loads(adapter_config.read_text())
+    found = (lora.get("r"), lora.get("lora_alpha"), sorted(lora.get("target_modules") or []))
+    if found != (lora_rank, 2 * lora_rank, sorted(LORA_TARGETS)):
+        raise CheckpointError(
+            f"the adapter (rank, alpha, targets) is {found}, not this recipe's "
+            f"{(lora_rank, 2 * lora_rank, sorted(LORA_TARGETS))}",
+            adapter_config,
+        )
+    model = build_student(config.compressor.name, config=config)
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    not_llm = [k for k in missing if not k.startswith("language_model.")]
+    if not_llm or unexpected:
+        raise CheckpointError(
+            f"tensors do not match the config: missing {not_llm[:5]}, unexpected {unexpected[:5]}",
+            weights,
+        )
+    add_lora(model, lora_rank)
+    lora_state = {k: v.float() for k, v in load_file(str(adapter_weights)).items()}
+    loaded = set_peft_model_state_dict(model.language_model, lora_state)
+    if loaded.unexpected_keys:
+        raise CheckpointError(
+            f"tensors the LoRA layers do not have: {loaded.unexpected_keys[:5]}", adapter_weights
+        )
+    return model
+
+
+def continue_package(
+    source: str | Path, work_dir: str | Path, target: str | Path, stage: StageConfig
+) -> Path:
+    """Stage 3: train the package at ``source`` on for ``stage`` (checkpoints in
+    ``work_dir``, resumable) and package the result at ``target`` under the same name."""
+    work = Path(work_dir)
+    model = student_from_package(source, stage.lora_rank)
+    train_stage2(model, work / "stage3", stage, name="stage3-instructions")
+    return package(model, target, name=model.config.name, logs=[work / "stage3" / "log.jsonl"])
 
 
 def package(model: LongVideoLM, target: str | Path, *, name: str, logs: list[Path]) -> Path:
@@ -432,11 +518,13 @@ def train_compressor(
     target: str | Path,
     stage1: StageConfig,
     stage2: StageConfig,
+    stage3: StageConfig | None = None,
     *,
     name: str | None = None,
     config=None,
 ) -> Path:
-    """The whole recipe for one compressor: stage 1, LoRA, stage 2, packaged at ``target``.
+    """The whole recipe for one compressor: stage 1, LoRA, stage 2 (and stage 3 when given),
+    packaged at ``target``.
 
     ``work_dir`` keeps each stage's checkpoints, so rerunning the same command resumes where it
     stopped (a finished stage is skipped; stage 2 restarts from stage 1's final weights).
@@ -447,4 +535,7 @@ def train_compressor(
     add_lora(model, stage2.lora_rank)
     train_stage2(model, work / "stage2", stage2)
     logs = [work / "stage1" / "log.jsonl", work / "stage2" / "log.jsonl"]
+    if stage3 is not None and stage3.steps > 0:
+        train_stage2(model, work / "stage3", stage3, name="stage3-instructions")
+        logs.append(work / "stage3" / "log.jsonl")
     return package(model, target, name=name or f"longvid-mini-{compressor}", logs=logs)
