@@ -20,8 +20,8 @@ covers only the answer and the template's stop string.
 The budget of stages 1 and 2 fits two CPU cores (SmolLM2-135M trains at a few hundred
 tokens/s): few visual tokens per frame, short clips, a few thousand samples. Stage 3 is stage 2
 continued on fresh examples at sixteen per padded step, sized for one GPU (an H200 runs it in
-minutes; two CPU cores would need about a day); `continue_package` runs it on a finished
-package.
+under seven minutes; two CPU cores would need some five hours); `continue_package` runs it on
+a finished package.
 """
 
 from __future__ import annotations
