@@ -169,6 +169,12 @@ def test_continue_trains_a_package_on_in_place(tmp_path: Path, tiny_recipe) -> N
     assert len((tmp_path / "w" / "stage3" / "log.jsonl").read_text().splitlines()) == 3
     assert (package / "adapter" / "adapter_model.safetensors").read_bytes() != before
     assert sorted(p.name for p in package.parent.iterdir() if p.name.startswith(".")) == []
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    result = invoke("continue", str(package), "--work", str(tmp_path / "w3"), "--out", str(foreign))
+    assert_one_line_error(result, str(foreign), "not a longvid checkpoint")
+    assert (foreign / "notes.txt").read_text() == "keep me"
     shutil.rmtree(package / "adapter")
     result = invoke("continue", str(package), "--work", str(tmp_path / "w2"), "--out", "x")
     assert_one_line_error(result, str(package / "adapter" / "adapter_config.json"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -35,7 +36,7 @@ from longvid.errors import ConfigError, InputFileError, LongvidError
 if TYPE_CHECKING:
     from longvid.train.mini import StageConfig
 
-__all__ = ["train_app", "train_compressor_package", "train_vision"]
+__all__ = ["package_staged", "train_app", "train_compressor_package", "train_vision"]
 
 TOWER_FILE = "tower.safetensors"
 RETRIEVAL_FILE = "retrieval.json"
@@ -100,31 +101,36 @@ def train_compressor_package(
     stage2: StageConfig,
     stage3: StageConfig | None = None,
 ) -> Path:
-    """`longvid.train.mini.train_compressor` into a staging folder beside ``target``, renamed to
-    ``target`` when the package is complete. The package is named as `registry.SHIPPED_MODELS`
-    names it (``longvid-mini`` for LongVA, ``longvid-mini-<compressor>`` for the others)."""
+    """`longvid.train.mini.train_compressor` into ``target`` through `package_staged`. The
+    package is named as `registry.SHIPPED_MODELS` names it (``longvid-mini`` for LongVA,
+    ``longvid-mini-<compressor>`` for the others)."""
     from longvid.models import registry
     from longvid.train import mini
 
     _check_compressors([compressor])
     if not tower.is_file():
         raise InputFileError("no tower weights here (`longvid train vision` makes them)", tower)
+    names = {c: n for n, c in registry.SHIPPED_MODELS.items()}
+    name = names.get(compressor, f"longvid-mini-{compressor}")
+    return package_staged(
+        target,
+        lambda staging: mini.train_compressor(
+            compressor, tower, work, staging, stage1, stage2, stage3, name=name
+        ),
+    )
+
+
+def package_staged(target: Path, write: Callable[[Path], object]) -> Path:
+    """Let ``write(staging)`` build a package in a staging folder beside ``target``, then
+    rename it to ``target``, so a folder with ``config.json`` is never half written (``target``
+    may be the package being trained on: it is read before it is replaced). A ``target`` that
+    exists and is not a longvid checkpoint is refused before anything runs."""
     if target.exists() and not (target / "config.json").is_file() and any(target.iterdir()):
         raise ConfigError("exists and is not a longvid checkpoint: choose another --out", target)
-    names = {c: n for n, c in registry.SHIPPED_MODELS.items()}
     staging = target.parent / f".{target.name}.partial"
     if staging.exists():
         shutil.rmtree(staging)
-    mini.train_compressor(
-        compressor,
-        tower,
-        work,
-        staging,
-        stage1,
-        stage2,
-        stage3,
-        name=names.get(compressor, f"longvid-mini-{compressor}"),
-    )
+    write(staging)
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
@@ -348,16 +354,10 @@ def continue_command(
     from longvid.train.mini import continue_package
 
     clock = time.perf_counter()
-    staging = out.parent / f".{out.name}.partial"
     try:
         stage = _stage("stage3", steps=steps, batch=batch, lr=lr)
-        if staging.exists():
-            shutil.rmtree(staging)
-        continue_package(package, work, staging, stage)
+        package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:
         fail(exc)
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
     _out.print(_stage_table(work))
     _out.print(f"stage 3: packaged at {out} in {time.perf_counter() - clock:.0f} s")

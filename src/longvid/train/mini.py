@@ -35,7 +35,12 @@ import torch
 from torch import Tensor
 
 from longvid.io.subtitles import Cue, Subtitles
-from longvid.models.modeling import LongVideoLM
+from longvid.models.modeling import (
+    CheckpointTensors,
+    LongVideoLM,
+    _is_llm,
+    load_checked_state,
+)
 from longvid.models.registry import mini_config
 from longvid.prompting.minigpt4video import video_prompt
 from longvid.prompting.prompt import assemble
@@ -412,10 +417,10 @@ def student_from_package(directory: str | Path, lora_rank: int) -> LongVideoLM:
     from longvid.models.config import LongVideoConfig
 
     directory = Path(directory)
-    config_path, weights = directory / "config.json", directory / "model.safetensors"
+    config_path = directory / "config.json"
     adapter_config = directory / "adapter" / "adapter_config.json"
     adapter_weights = directory / "adapter" / "adapter_model.safetensors"
-    for needed in (config_path, weights, adapter_config, adapter_weights):
+    for needed in (config_path, adapter_config, adapter_weights):
         if not needed.is_file():
             raise CheckpointError("a longvid-mini package needs this file", needed)
     config = LongVideoConfig.load(config_path)
@@ -430,14 +435,9 @@ def student_from_package(directory: str | Path, lora_rank: int) -> LongVideoLM:
             adapter_config,
         )
     model = build_student(config.compressor.name, config=config)
-    state = {k: v.float() for k, v in load_file(str(weights)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    not_llm = [k for k in missing if not k.startswith("language_model.")]
-    if not_llm or unexpected:
-        raise CheckpointError(
-            f"tensors do not match the config: missing {not_llm[:5]}, unexpected {unexpected[:5]}",
-            weights,
-        )
+    # The package's own tensors, checked as `LongVideoLM.from_pretrained` checks them.
+    source = CheckpointTensors.from_directory(directory)
+    load_checked_state(model, source, only=lambda name: not _is_llm(name))
     add_lora(model, lora_rank)
     lora_state = {k: v.float() for k, v in load_file(str(adapter_weights)).items()}
     loaded = set_peft_model_state_dict(model.language_model, lora_state)
