@@ -97,3 +97,22 @@ def test_resnet_tower_reads_only_its_last_stage() -> None:
 def test_the_mini_tower_is_a_valid_resnet_tower() -> None:
     config = resnet_config(**{k: v for k, v in MINI_TOWER.items()})
     assert config.patches_per_side == 8
+
+
+def test_a_tower_tuned_with_frozen_norms_keeps_its_statistics() -> None:
+    """`unfreeze_tower`: the convolutions train, BatchNorm's weights and running statistics
+    stay as the tower's own training left them."""
+    from longvid.train.mini import unfreeze_tower
+
+    model = LongVideoLM(resnet_config())
+    model.vision_tower.requires_grad_(False)
+    unfreeze_tower(model)
+    norm = model.vision_tower.embedder.embedder.normalization
+    conv = model.vision_tower.embedder.embedder.convolution
+    assert conv.weight.requires_grad and not norm.weight.requires_grad
+    model.train()
+    assert not model.vision_tower.training
+    before = norm.running_mean.clone()
+    model.encode_images(torch.randn(2, 3, 32, 32) * 5 + 3).sum().backward()
+    assert conv.weight.grad is not None and norm.weight.grad is None
+    assert torch.equal(before, norm.running_mean)

@@ -342,6 +342,19 @@ def test_stage3_trains_a_package_on_and_lowers_its_loss(packaged, tmp_path: Path
     assert mean_loss(LongVideoLM.from_pretrained(out), seen) < before - 0.1
 
 
+def test_stage3_can_tune_the_tower_and_packages_it(packaged, tmp_path: Path) -> None:
+    """``tune_tower``: the tower's weights train (its LayerNorms stay as they were) and the
+    package carries the tuned tower."""
+    _, target = packaged
+    stage = StageConfig(steps=2, batch=2, lr=3e-2, lora_rank=4, seed=1, tune_tower=True)
+    out = continue_package(target, tmp_path / "work", tmp_path / "stage3", stage)
+    before = LongVideoLM.from_pretrained(target).vision_tower.state_dict()
+    after = LongVideoLM.from_pretrained(out).vision_tower.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert any(name.endswith("q_proj.weight") for name in changed)
+    assert not any("norm" in name for name in changed)
+
+
 def test_a_package_missing_its_adapter_is_no_student(packaged, tmp_path: Path) -> None:
     _, target = packaged
     bare = tmp_path / "bare"

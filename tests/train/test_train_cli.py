@@ -169,6 +169,11 @@ def test_continue_trains_a_package_on_in_place(tmp_path: Path, tiny_recipe) -> N
     assert len((tmp_path / "w" / "stage3" / "log.jsonl").read_text().splitlines()) == 3
     assert (package / "adapter" / "adapter_model.safetensors").read_bytes() != before
     assert sorted(p.name for p in package.parent.iterdir() if p.name.startswith(".")) == []
+    tuned = tmp_path / "tuned"
+    result = invoke(*args[:2], "--work", str(tmp_path / "w4"), "--out", str(tuned), "--tune-tower")
+    assert result.exit_code == 0, result.output
+    towers = [LongVideoLM.from_pretrained(p).vision_tower.state_dict() for p in (package, tuned)]
+    assert any(not a.equal(towers[1][name]) for name, a in towers[0].items())
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

@@ -84,6 +84,10 @@ def feature_tokens(hidden: Tensor, drop_cls: bool) -> Tensor:
     return hidden[:, 1:] if drop_cls else hidden
 
 
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+"""Layers whose parameters decide whether a training tower may update running statistics."""
+
+
 class LongVideoLM(nn.Module):
     """A LLaVA-style long-video LM: ``vision_tower``, ``projector``, ``language_model``.
 
@@ -121,11 +125,18 @@ class LongVideoLM(nn.Module):
         self.tokenizer: Any = None
 
     def train(self, mode: bool = True) -> LongVideoLM:
-        """As `nn.Module.train`, except that a frozen vision tower stays in eval mode: its
-        normalisation statistics (a ResNet tower's BatchNorm) must not drift while the
-        projector trains on its features."""
+        """As `nn.Module.train`, except that a vision tower whose normalisation layers are
+        frozen (the whole tower, or only those layers when its weights are fine-tuned) stays in
+        eval mode: its normalisation statistics (a ResNet tower's BatchNorm) must not drift
+        while the parts after it train on its features."""
         super().train(mode)
-        if not any(p.requires_grad for p in self.vision_tower.parameters()):
+        norms = [
+            p
+            for module in self.vision_tower.modules()
+            if isinstance(module, NORM_LAYERS)
+            for p in module.parameters(recurse=False)
+        ]
+        if not any(p.requires_grad for p in norms or self.vision_tower.parameters()):
             self.vision_tower.eval()
         return self
 
@@ -148,7 +159,6 @@ class LongVideoLM(nn.Module):
         keep_cls = self.config.vision_tower.select_feature == "cls_patch"
         return side * side + int(keep_cls)
 
-    @torch.no_grad()
     def encode_images(
         self,
         pixel_values: Tensor,
@@ -164,7 +174,9 @@ class LongVideoLM(nn.Module):
         is called after each chunk. The features are ``hidden_states[select_layer]`` (-2: the
         second-to-last layer, so the last layer and the post-LayerNorm are unused, as in LLaVA)
         with the CLS token dropped for ``select_feature="patch"``: 576 row-major patch tokens
-        per 336-px crop with CLIP-L/14. No gradients: the tower is frozen in LLaVA and LongVA.
+        per 336-px crop with CLIP-L/14. No gradients unless the model is training and the
+        tower has trainable weights: it is frozen in LLaVA and LongVA, and tuned only by
+        ``StageConfig.tune_tower``.
         With a BT-Adapter tower (PPLLaVA) and ``video=True``, consecutive frames go through
         as clips of at most ``max_frames`` so its temporal branch sees them together;
         ``video=False`` encodes each image on its own.
@@ -182,12 +194,14 @@ class LongVideoLM(nn.Module):
         if isinstance(self.vision_tower, BTAdapterVisionModel) and video:
             # The temporal branch attends across frames: each chunk goes in as one clip.
             chunk_size = min(chunk_size, self.vision_tower.max_frames)
+        tuned = self.training and any(p.requires_grad for p in self.vision_tower.parameters())
         chunks = []
         for start in range(0, total, chunk_size):
             pixels = pixel_values[start : start + chunk_size].to(weight.device, weight.dtype)
             if isinstance(self.vision_tower, BTAdapterVisionModel) and video:
                 pixels = pixels[None]
-            out = self.vision_tower(pixel_values=pixels, output_hidden_states=True)
+            with torch.set_grad_enabled(tuned and torch.is_grad_enabled()):
+                out = self.vision_tower(pixel_values=pixels, output_hidden_states=True)
             chunks.append(feature_tokens(out.hidden_states[select.select_layer], drop_cls))
             if progress is not None:
                 progress(min(start + chunk_size, total), total)

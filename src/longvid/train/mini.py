@@ -104,7 +104,8 @@ class StageConfig:
     and the data mix: the share of V-NIAH-form needle clips (`needle_example`) and of extra
     which-word questions, the rest drawn over all question kinds (`qa_example`). ``padded``
     runs a step's examples as one padded forward pass (`batch_loss`): faster on a GPU, and on
-    a CPU for prompts of similar length; ``seed`` picks the stage's data."""
+    a CPU for prompts of similar length; ``seed`` picks the stage's data. ``tune_tower``
+    trains the vision tower's weights too (`unfreeze_tower`), not only what comes after it."""
 
     steps: int
     batch: int = 4
@@ -114,6 +115,7 @@ class StageConfig:
     needle_share: float = 0.0
     what_share: float = 0.0
     padded: bool = False
+    tune_tower: bool = False
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -380,6 +382,19 @@ def add_lora(model: LongVideoLM, rank: int) -> object:
     return model.language_model
 
 
+def unfreeze_tower(model: LongVideoLM) -> None:
+    """Make the vision tower's weights trainable, its normalisation layers excepted: they and
+    their running statistics stay as the tower's own training left them (the tower stays in
+    eval mode, `LongVideoLM.train`), so the LLM's loss adjusts what the tower sees, not how
+    its features are scaled."""
+    from longvid.models.modeling import NORM_LAYERS
+
+    for module in model.vision_tower.modules():
+        trainable = not isinstance(module, NORM_LAYERS)
+        for parameter in module.parameters(recurse=False):
+            parameter.requires_grad_(trainable)
+
+
 def train_stage2(
     model: LongVideoLM,
     out_dir: str | Path,
@@ -389,7 +404,9 @@ def train_stage2(
 ) -> LoopResult:
     """Stage 2 (and stage 3, its continuation under another ``name`` and seed): instruction
     tuning on procedural video QA, projector + compressor + LoRA. On a GPU the LLM runs in
-    bfloat16 autocast."""
+    bfloat16 autocast; with ``stage.tune_tower`` the vision tower trains too."""
+    if stage.tune_tower:
+        unfreeze_tower(model)
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
     config = LoopConfig(
         steps=stage.steps,
