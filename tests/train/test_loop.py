@@ -165,3 +165,28 @@ def test_schedule_stays_between_zero_and_the_peak(
         assert value >= lr * ratio * (1 - 1e-9)  # never under the floor after warm-up
     if step >= max(steps, warmup + 1):
         assert value == pytest.approx(lr * ratio)
+
+
+def test_lr_scales_slow_the_named_parameters(tmp_path: Path) -> None:
+    """A prefix scaled to 0 never moves; one scaled to 0.1 moves, less than at full rate;
+    a resumed run with the scales ends where an uninterrupted one does."""
+    start = toy_model().state_dict()
+
+    def moved(scales: dict[str, float], out: Path, interrupt_at: int | None = None) -> dict:
+        model = toy_model()
+        cfg = config(lr_scales=scales)
+        try:
+            run_loop("toy", model, toy_loss(model, interrupt_at), cfg, out, progress=False)
+        except Interrupt:
+            model = toy_model()
+            run_loop("toy", model, toy_loss(model), cfg, out, progress=False)
+        state = model.state_dict()
+        return {k: float((state[k] - start[k]).abs().max()) for k in state} | {"state": state}
+
+    full = moved({}, tmp_path / "full")
+    slow = moved({"0.": 0.1, "3.": 0.0}, tmp_path / "slow")
+    assert slow["3.weight"] == 0.0 and slow["3.bias"] == 0.0
+    assert 0 < slow["0.weight"] < full["0.weight"]
+    resumed = moved({"0.": 0.1, "3.": 0.0}, tmp_path / "resumed", interrupt_at=6)
+    for name, value in slow["state"].items():
+        torch.testing.assert_close(resumed["state"][name], value)

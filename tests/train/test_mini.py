@@ -343,10 +343,10 @@ def test_stage3_trains_a_package_on_and_lowers_its_loss(packaged, tmp_path: Path
 
 
 def test_stage3_can_tune_the_tower_and_packages_it(packaged, tmp_path: Path) -> None:
-    """``tune_tower``: the tower's weights train (its LayerNorms stay as they were) and the
+    """``tower_lr_scale``: the tower's weights train (its LayerNorms stay as they were) and the
     package carries the tuned tower."""
     _, target = packaged
-    stage = StageConfig(steps=2, batch=2, lr=3e-2, lora_rank=4, seed=1, tune_tower=True)
+    stage = StageConfig(steps=2, batch=2, lr=3e-2, lora_rank=4, seed=1, tower_lr_scale=1.0)
     out = continue_package(target, tmp_path / "work", tmp_path / "stage3", stage)
     before = LongVideoLM.from_pretrained(target).vision_tower.state_dict()
     after = LongVideoLM.from_pretrained(out).vision_tower.state_dict()

@@ -176,7 +176,7 @@ class LongVideoLM(nn.Module):
         with the CLS token dropped for ``select_feature="patch"``: 576 row-major patch tokens
         per 336-px crop with CLIP-L/14. No gradients unless the model is training and the
         tower has trainable weights: it is frozen in LLaVA and LongVA, and tuned only by
-        ``StageConfig.tune_tower``.
+        ``StageConfig.tower_lr_scale``.
         With a BT-Adapter tower (PPLLaVA) and ``video=True``, consecutive frames go through
         as clips of at most ``max_frames`` so its temporal branch sees them together;
         ``video=False`` encodes each image on its own.

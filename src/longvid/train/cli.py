@@ -148,7 +148,7 @@ def _check_compressors(chosen: list[str]) -> None:
         )
 
 
-def _stage(name: str, **given: float | bool | None) -> StageConfig:
+def _stage(name: str, **given: float | None) -> StageConfig:
     """The recipe's config of stage ``name`` with the options given on the command line."""
     from longvid.train.mini import RECIPE
 
@@ -344,12 +344,13 @@ def continue_command(
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Samples per step.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
-    tune_tower: Annotated[
-        bool,
+    tower_lr_scale: Annotated[
+        float | None,
         typer.Option(
-            "--tune-tower", help="Train the vision tower's weights too (norm layers stay fixed)."
+            "--tower-lr-scale",
+            help="Train the vision tower too, at this fraction of the learning rate (0: frozen).",
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Stage 3: train a finished package on (fresh video QA, padded batches of 16; sized for a
     GPU) and package the result in OUT (which may be PACKAGE itself: it is replaced only when
@@ -361,7 +362,7 @@ def continue_command(
 
     clock = time.perf_counter()
     try:
-        stage = _stage("stage3", steps=steps, batch=batch, lr=lr, tune_tower=tune_tower or None)
+        stage = _stage("stage3", steps=steps, batch=batch, lr=lr, tower_lr_scale=tower_lr_scale)
         package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:
         fail(exc)

@@ -18,7 +18,7 @@ import math
 import pickle
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class LoopConfig:
     seed: int = 0
     checkpoint_every: int = 100
     mixed_precision: str = "no"  # accelerate's choice: "no", "bf16", "fp16"
+    lr_scales: dict[str, float] = field(default_factory=dict)
+    """Parameter-name prefix -> multiplier of the schedule's learning rate for those
+    parameters (a pretrained part fine-tuned more gently than new ones)."""
 
 
 @dataclass
@@ -98,8 +101,14 @@ def run_loop(
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError(f"stage {name!r}: the model has no trainable parameters")
+    groups: dict[float, list[nn.Parameter]] = {}
+    for param_name, param in params.items():
+        scales = [v for prefix, v in config.lr_scales.items() if param_name.startswith(prefix)]
+        groups.setdefault(scales[0] if scales else 1.0, []).append(param)
     optimizer = torch.optim.AdamW(
-        list(params.values()), lr=config.lr, weight_decay=config.weight_decay
+        [{"params": group, "lr_scale": scale} for scale, group in groups.items()],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
     )
     model, optimizer = accelerator.prepare(model, optimizer)
     start = _resume(name, out, params, optimizer, config)
@@ -112,7 +121,7 @@ def run_loop(
         for step in range(start, config.steps):
             torch.manual_seed(config.seed * 1_000_003 + step)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
+                group["lr"] = learning_rate(config, step) * group["lr_scale"]
             with accelerator.autocast():
                 loss = loss_fn(step)
             if not torch.isfinite(loss):

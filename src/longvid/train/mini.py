@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from longvid.errors import ConfigError
 from longvid.io.subtitles import Cue, Subtitles
 from longvid.models.modeling import (
     CheckpointTensors,
@@ -104,8 +105,9 @@ class StageConfig:
     and the data mix: the share of V-NIAH-form needle clips (`needle_example`) and of extra
     which-word questions, the rest drawn over all question kinds (`qa_example`). ``padded``
     runs a step's examples as one padded forward pass (`batch_loss`): faster on a GPU, and on
-    a CPU for prompts of similar length; ``seed`` picks the stage's data. ``tune_tower``
-    trains the vision tower's weights too (`unfreeze_tower`), not only what comes after it."""
+    a CPU for prompts of similar length; ``seed`` picks the stage's data. A positive
+    ``tower_lr_scale`` trains the vision tower's weights too (`unfreeze_tower`) at that
+    fraction of ``lr``; 0 keeps the tower frozen."""
 
     steps: int
     batch: int = 4
@@ -115,7 +117,7 @@ class StageConfig:
     needle_share: float = 0.0
     what_share: float = 0.0
     padded: bool = False
-    tune_tower: bool = False
+    tower_lr_scale: float = 0.0
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -404,8 +406,10 @@ def train_stage2(
 ) -> LoopResult:
     """Stage 2 (and stage 3, its continuation under another ``name`` and seed): instruction
     tuning on procedural video QA, projector + compressor + LoRA. On a GPU the LLM runs in
-    bfloat16 autocast; with ``stage.tune_tower`` the vision tower trains too."""
-    if stage.tune_tower:
+    bfloat16 autocast; with ``stage.tower_lr_scale`` the vision tower trains too."""
+    if stage.tower_lr_scale < 0:
+        raise ConfigError(f"tower_lr_scale must be >= 0, got {stage.tower_lr_scale}")
+    if stage.tower_lr_scale:
         unfreeze_tower(model)
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
     config = LoopConfig(
@@ -415,6 +419,7 @@ def train_stage2(
         seed=stage.seed,
         checkpoint_every=25,
         mixed_precision="bf16" if torch.cuda.is_available() else "no",
+        lr_scales={"vision_tower.": stage.tower_lr_scale},
     )
     loss = _stage_loss(
         model, lambda seed: stage2_example(seed, stage), seeds, stage.batch, padded=stage.padded
