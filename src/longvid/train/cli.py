@@ -344,6 +344,13 @@ def continue_command(
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Samples per step.")] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Picks the stage's data.")] = None,
+    needle_share: Annotated[
+        float | None, typer.Option("--needle-share", help="Share of V-NIAH-form needle clips.")
+    ] = None,
+    what_share: Annotated[
+        float | None, typer.Option("--what-share", help="Share of extra which-word questions.")
+    ] = None,
     tower_lr_scale: Annotated[
         float | None,
         typer.Option(
@@ -362,7 +369,16 @@ def continue_command(
 
     clock = time.perf_counter()
     try:
-        stage = _stage("stage3", steps=steps, batch=batch, lr=lr, tower_lr_scale=tower_lr_scale)
+        stage = _stage(
+            "stage3",
+            steps=steps,
+            batch=batch,
+            lr=lr,
+            seed=seed,
+            needle_share=needle_share,
+            what_share=what_share,
+            tower_lr_scale=tower_lr_scale,
+        )
         package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:
         fail(exc)

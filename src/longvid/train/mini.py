@@ -409,6 +409,11 @@ def train_stage2(
     bfloat16 autocast; with ``stage.tower_lr_scale`` the vision tower trains too."""
     if stage.tower_lr_scale < 0:
         raise ConfigError(f"tower_lr_scale must be >= 0, got {stage.tower_lr_scale}")
+    shares = (stage.needle_share, stage.what_share)
+    if min(shares) < 0 or sum(shares) > 1:
+        raise ConfigError(
+            f"needle_share and what_share must be >= 0 and sum to at most 1, got {shares}"
+        )
     if stage.tower_lr_scale:
         unfreeze_tower(model)
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)

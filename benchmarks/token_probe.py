@@ -1,0 +1,134 @@
+"""How much of a card's word and colours survives into longvid-mini's visual tokens (issue 9).
+
+A linear probe: single rendered frames with a card (`longvid.train.videoqa.caption_sample`;
+training seeds and footage to fit, held-out test seeds and footage to score) go through the
+model's tower, and a softmax classifier on the flattened features predicts the card's word
+(32), card colour (8) and text colour (8). Probed twice per model: the tower's patch tokens
+(what the compressor receives) and the tokens the LLM receives (compressor + projector, asked
+V-NIAH's question). A probe is a lower bound on what a part carries, but a low figure on
+held-out footage says the LLM cannot answer which-word questions better than its input allows.
+The section ``## Visual-token probe (benchmarks/token_probe.py)`` of docs/benchmarks.md is
+replaced unless ``--no-write``.
+
+    python benchmarks/token_probe.py --models longvid-mini [--train 8000 --test 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import write_section  # noqa: E402
+from which_word import load  # noqa: E402
+
+from longvid.train.render import COLORS, WORDS  # noqa: E402
+from longvid.train.videoqa import NEEDLE_QUESTION, caption_sample, split_seeds  # noqa: E402
+from longvid.train.vision import to_pixels  # noqa: E402
+
+HEADING = "## Visual-token probe (benchmarks/token_probe.py)"
+ATTRIBUTES = {"word": list(WORDS), "card colour": list(COLORS), "text colour": list(COLORS)}
+SEED_START = 5000
+
+
+@torch.no_grad()
+def features(model, split: str, n: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Flattened tower tokens and LLM-input tokens of the frames with a card among ``n``
+    seeds of ``split``, and their labels per attribute."""
+    config = model.config
+    inputs: dict[str, list[Tensor]] = {"tower": [], "LLM input": []}
+    labels: dict[str, list[int]] = {name: [] for name in ATTRIBUTES}
+    for seed in split_seeds(split, n, start=SEED_START):
+        frame, _, scene = caption_sample(seed, split)
+        if scene.card is None:
+            continue
+        mean, std = config.image_processing.image_mean, config.image_processing.image_std
+        tower = model.encode_images(to_pixels(frame[None], mean, std))
+        compressed = model.compressor(
+            tower, projector=model.project, frame_times=np.zeros(1), question=NEEDLE_QUESTION
+        )
+        inputs["tower"].append(tower.reshape(-1).float())
+        inputs["LLM input"].append(compressed.tokens.reshape(-1).float())
+        card = scene.card
+        values = (card.word, card.card_color, card.text_color)
+        for name, value in zip(ATTRIBUTES, values, strict=True):
+            labels[name].append(ATTRIBUTES[name].index(value))
+    return (
+        {k: torch.stack(v) for k, v in inputs.items()},
+        {k: torch.tensor(v) for k, v in labels.items()},
+    )
+
+
+def probe(x_fit: Tensor, y_fit: Tensor, x_test: Tensor, y_test: Tensor, classes: int) -> float:
+    """Held-out accuracy of a softmax classifier fitted on standardised ``x_fit``."""
+    torch.manual_seed(0)
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-4
+    x_fit, x_test = (x_fit - mean) / std, (x_test - mean) / std
+    linear = torch.nn.Linear(x_fit.shape[1], classes)
+    optimizer = torch.optim.AdamW(linear.parameters(), lr=1e-2, weight_decay=0.1)
+    for _ in range(300):
+        loss = torch.nn.functional.cross_entropy(linear(x_fit), y_fit)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float((linear(x_test).argmax(1) == y_test).float().mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["longvid-mini"])
+    parser.add_argument("--train", type=int, default=8000, help="Training seeds drawn.")
+    parser.add_argument("--test", type=int, default=1000, help="Test seeds drawn.")
+    parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
+    args = parser.parse_args(argv)
+    columns = ["model", "tokens", "dims", *ATTRIBUTES]
+    table = Table(title="linear probe, held-out frames (test footage)")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "tokens") else "right")
+    rows = []
+    for spec in args.models:
+        label, model = load(spec)
+        x_fit, y_fit = features(model, "train", args.train)
+        x_test, y_test = features(model, "test", args.test)
+        for part in x_fit:
+            scores = [
+                probe(x_fit[part], y_fit[a], x_test[part], y_test[a], len(values))
+                for a, values in ATTRIBUTES.items()
+            ]
+            dims = str(x_fit[part].shape[1])
+            rows.append([label, part, dims, *(f"{100 * s:.1f}%" for s in scores)])
+            table.add_row(*rows[-1])
+    chance = ["chance", "", "", *(f"{100 / len(v):.1f}%" for v in ATTRIBUTES.values())]
+    table.add_row(*chance)
+    Console().print(table)
+    print(f"frames with a card: fit {len(y_fit['word'])}, held out {len(y_test['word'])}")
+    if not args.no_write:
+        lines = [
+            HEADING,
+            "",
+            f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
+            f"`python benchmarks/token_probe.py --models {' '.join(args.models)} --train "
+            f"{args.train} --test {args.test}`: a softmax probe fitted on "
+            f"{len(y_fit['word'])} training frames with a card, scored on "
+            f"{len(y_test['word'])} held-out ones (test seeds over test footage).",
+            "",
+            "| " + " | ".join(columns) + " |",
+            "|---|---|" + "---:|" * (len(columns) - 2),
+            *("| " + " | ".join(r) + " |" for r in [*rows, chance]),
+        ]
+        write_section("\n".join(lines), HEADING)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

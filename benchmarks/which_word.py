@@ -1,0 +1,113 @@
+"""Which-word questions by form: where longvid-mini's "what" accuracy is lost (issue 9).
+
+The "what" questions of `longvid.train.videoqa` come in two forms, each multiple-choice or open:
+*ordinal* ("What was the second word shown on a card?": find the cards in time order, read
+one) and *colour* ("What word was written on the yellow card?": bind a card's colour to its
+word). `benchmarks/mini.py` reports them together; this script splits them, frames only (no
+text channels), on held-out test questions, for several models in one run: shipped names
+(``longvid-mini``) or package folders (``LABEL=PATH``, e.g. one written by
+``longvid train continue``), beside the text-only baseline (the same LLM and LoRA without
+frames) and chance. The section ``## Which-word questions by form (benchmarks/which_word.py)``
+of docs/benchmarks.md is replaced unless ``--no-write``.
+
+    python benchmarks/which_word.py --models longvid-mini more=results/longva-more \\
+        [--n-per-form 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import sys
+from datetime import date
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import write_section  # noqa: E402
+
+from longvid.bench.mini_eval import QAItem, evaluate_qa  # noqa: E402
+
+HEADING = "## Which-word questions by form (benchmarks/which_word.py)"
+COLOUR_FORM = re.compile(r"What word was written on the \w+ card\?")
+FORMS = ("ordinal", "colour")
+COLUMNS = ("model", "ordinal mc", "ordinal open", "colour mc", "colour open", "all", "text-only")
+
+
+def question_form(question: str) -> str:
+    """``"colour"`` for a which-word question naming the card's colour, else ``"ordinal"``."""
+    return "colour" if COLOUR_FORM.match(question) else "ordinal"
+
+
+def load(spec: str):
+    """A shipped model by name, or ``LABEL=PATH``: the package folder at PATH."""
+    from longvid.generate import load_model
+    from longvid.models.modeling import LongVideoLM
+
+    if "=" in spec:
+        label, path = spec.split("=", 1)
+        return label, LongVideoLM.from_pretrained(path).eval()
+    return spec, load_model(spec).eval()
+
+
+def cell(items: list[QAItem]) -> str:
+    """Accuracy and count of ``items``, e.g. ``45% (20)``."""
+    if not items:
+        return "-"
+    return f"{100 * sum(i.correct for i in items) / len(items):.0f}% ({len(items)})"
+
+
+def row(label: str, items: list[QAItem]) -> list[str]:
+    """One table row: each form x (mc, open), all items, and the text-only baseline."""
+    cells = [
+        cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
+        for form in FORMS
+        for mc in (True, False)
+    ]
+    blind = sum(i.text_only_correct for i in items) / len(items)
+    return [label, *cells, cell(items), f"{100 * blind:.0f}%"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["longvid-mini"])
+    parser.add_argument("--n-per-form", type=int, default=40, help="Questions per mc/open form.")
+    parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
+    args = parser.parse_args(argv)
+    console = Console()
+    table = Table(title=f"which-word questions, frames only, {args.n_per_form} per mc/open form")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    rows = []
+    for spec in args.models:
+        label, model = load(spec)
+        report = evaluate_qa(model, n_per_kind=args.n_per_form, text_channels=False, kinds=["what"])
+        rows.append(row(label, report.items))
+        table.add_row(*rows[-1])
+        console.print(f"{label}: done")
+    console.print(table)
+    chance = "multiple choice 25%, open 0%"
+    if not args.no_write:
+        lines = [
+            HEADING,
+            "",
+            f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
+            f"`python benchmarks/which_word.py --models {' '.join(args.models)} "
+            f"--n-per-form {args.n_per_form}`. Held-out test questions (the same ones for every "
+            f"model), 16 frames, no text channels; each cell is accuracy (questions). "
+            f"Chance: {chance}.",
+            "",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|---|" + "---:|" * (len(COLUMNS) - 1),
+            *("| " + " | ".join(r) + " |" for r in rows),
+        ]
+        write_section("\n".join(lines), HEADING)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

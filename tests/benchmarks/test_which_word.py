@@ -1,0 +1,52 @@
+"""benchmarks/which_word.py: question forms and the rows it reports."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from longvid.bench.mini_eval import QAItem
+from longvid.train.videoqa import make_sample, split_seeds
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "which_word.py"
+
+
+@pytest.fixture(scope="module")
+def which_word():
+    spec = importlib.util.spec_from_file_location("bench_which_word", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_which_word"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench_which_word", None)
+
+
+def test_every_which_word_question_has_its_form(which_word) -> None:
+    forms = set()
+    for seed in split_seeds("test", 30):
+        sample = make_sample(seed, "test", kind="what", n_frames=8, size=32)
+        colours = [e.card.card_color for e in sample.timeline.cards]
+        named = [c for c in colours if f" {c} card?" in sample.question]
+        forms.add(which_word.question_form(sample.question))
+        assert (which_word.question_form(sample.question) == "colour") == bool(named)
+    assert set(forms) == {"ordinal", "colour"}
+
+
+def _item(question: str, mc: bool, correct: bool, blind: bool) -> QAItem:
+    return QAItem(0, "what", mc, question, "A", "A", correct, "B", blind, 0.25, 10, 0.1)
+
+
+def test_a_row_splits_forms_and_keeps_the_baseline(which_word) -> None:
+    colour = "What word was written on the red card?"
+    ordinal = "What was the first word shown on a card?"
+    items = [
+        _item(ordinal, True, True, False),
+        _item(ordinal, True, False, False),
+        _item(ordinal, False, True, True),
+        _item(colour, False, False, False),
+    ]
+    expected = ["m", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]
+    assert which_word.row("m", items) == expected
