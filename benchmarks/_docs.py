@@ -35,3 +35,33 @@ def write_section(section: str, heading: str, path: Path = DOCS_FILE) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(replace_section(text, section, heading))
     tmp.replace(path)
+
+
+def write_table_section(
+    heading: str,
+    command: str,
+    text: str,
+    columns: list[str],
+    rows: list[list[str]],
+    left: int = 1,
+    path: Path = DOCS_FILE,
+) -> None:
+    """Write a section of one markdown table: when and where it ran (date, machine, torch
+    threads), the ``command`` that made it, ``text`` about it, then ``rows`` under ``columns``
+    (the first ``left`` columns left-aligned, the rest right-aligned)."""
+    import platform
+    from datetime import date
+
+    import torch
+
+    lines = [
+        heading,
+        "",
+        f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
+        f"`{command}`. {text}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * left + "---:|" * (len(columns) - left),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    write_section("\n".join(lines), heading, path)

@@ -16,9 +16,7 @@ replaced unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ from rich.table import Table
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docs import write_section  # noqa: E402
+from _docs import write_table_section  # noqa: E402
 from which_word import load  # noqa: E402
 
 from longvid.train.render import COLORS, WORDS  # noqa: E402
@@ -113,20 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     Console().print(table)
     print(f"frames with a card: fit {len(y_fit['word'])}, held out {len(y_test['word'])}")
     if not args.no_write:
-        lines = [
-            HEADING,
-            "",
-            f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
-            f"`python benchmarks/token_probe.py --models {' '.join(args.models)} --train "
-            f"{args.train} --test {args.test}`: a softmax probe fitted on "
-            f"{len(y_fit['word'])} training frames with a card, scored on "
-            f"{len(y_test['word'])} held-out ones (test seeds over test footage).",
-            "",
-            "| " + " | ".join(columns) + " |",
-            "|---|---|" + "---:|" * (len(columns) - 2),
-            *("| " + " | ".join(r) + " |" for r in [*rows, chance]),
-        ]
-        write_section("\n".join(lines), HEADING)
+        command = f"python benchmarks/token_probe.py --models {' '.join(args.models)} "
+        command += f"--train {args.train} --test {args.test}"
+        text = f"A softmax probe fitted on {len(y_fit['word'])} training frames with a card, "
+        text += f"scored on {len(y_test['word'])} held-out ones (test seeds over test footage)."
+        write_table_section(HEADING, command, text, columns, [*rows, chance], left=2)
     return 0
 
 

@@ -17,18 +17,15 @@ of docs/benchmarks.md is replaced unless ``--no-write``.
 from __future__ import annotations
 
 import argparse
-import platform
 import re
 import sys
-from datetime import date
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _docs import write_section  # noqa: E402
+from _docs import write_table_section  # noqa: E402
 
 from longvid.bench.mini_eval import QAItem, evaluate_qa  # noqa: E402
 
@@ -92,20 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     chance = "multiple choice 25%, open 0%"
     if not args.no_write:
-        lines = [
-            HEADING,
-            "",
-            f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
-            f"`python benchmarks/which_word.py --models {' '.join(args.models)} "
-            f"--n-per-form {args.n_per_form}`. Held-out test questions (the same ones for every "
-            f"model), 16 frames, no text channels; each cell is accuracy (questions). "
-            f"Chance: {chance}.",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|---|" + "---:|" * (len(COLUMNS) - 1),
-            *("| " + " | ".join(r) + " |" for r in rows),
-        ]
-        write_section("\n".join(lines), HEADING)
+        command = f"python benchmarks/which_word.py --models {' '.join(args.models)} "
+        command += f"--n-per-form {args.n_per_form}"
+        text = "Held-out test questions (the same ones for every model), 16 frames, no text "
+        text += f"channels; each cell is accuracy (questions). Chance: {chance}."
+        write_table_section(HEADING, command, text, list(COLUMNS), rows)
     return 0
 
 

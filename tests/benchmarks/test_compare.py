@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare.py"
+from tests.benchmarks import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("bench_compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_compare"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_compare", None)
+    with benchmark_script("compare") as module:
+        yield module
 
 
 def _row(compare, name: str, per_frame: float):

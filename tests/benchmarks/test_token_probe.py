@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def token_probe():
-    sys.path.insert(0, str(BENCHMARKS))
-    script = BENCHMARKS / "token_probe.py"
-    spec = importlib.util.spec_from_file_location("bench_token_probe", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_token_probe"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_token_probe", None)
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_script("token_probe") as module:
+        yield module
 
 
 def test_the_probe_reads_a_linear_label_and_not_noise(token_probe) -> None:

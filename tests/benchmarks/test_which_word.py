@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from longvid.bench.mini_eval import QAItem
 from longvid.train.videoqa import make_sample, split_seeds
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "which_word.py"
+from tests.benchmarks import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def which_word():
-    spec = importlib.util.spec_from_file_location("bench_which_word", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_which_word"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_which_word", None)
+    with benchmark_script("which_word") as module:
+        yield module
 
 
 def test_every_which_word_question_has_its_form(which_word) -> None:
@@ -50,3 +41,16 @@ def test_a_row_splits_forms_and_keeps_the_baseline(which_word) -> None:
     ]
     expected = ["m", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]
     assert which_word.row("m", items) == expected
+
+
+def test_its_section_is_one_table_under_its_heading(which_word, tmp_path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
+    rows = [["m", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]]
+    which_word.write_table_section(
+        which_word.HEADING, "python x.py", "About it.", list(which_word.COLUMNS), rows, path=doc
+    )
+    text = doc.read_text()
+    assert "## Other\n\nkept" in text and text.count(which_word.HEADING) == 1
+    assert "`python x.py`. About it." in text
+    assert "|---|---:|---:|---:|---:|---:|---:|\n| m | 50% (2) | 100% (1) |" in text
