@@ -27,6 +27,7 @@ from longvid.train.render import (
     random_scene,
     render,
     text_colors,
+    vary_background,
 )
 
 GREY = np.full((128, 128, 3), 128, np.uint8)
@@ -183,6 +184,42 @@ def test_backgrounds_split_sources_and_sampling(assets: Path) -> None:
     assert not np.array_equal(a, train.sample(np.random.default_rng(4), 128))
     cached = list((R.cache_dir("backgrounds")).glob("train_160px_*.npy"))
     assert len(cached) == 1
+
+
+def test_backgrounds_take_more_frames_and_the_train_photos(assets: Path) -> None:
+    plain = Backgrounds.load("train", size=64)
+    rich = Backgrounds.load("train", size=64, frames_per_video=20, photos=True)
+    n_photos = len(R.BACKGROUND_PHOTOS) * R.PHOTO_CROPS
+    assert rich.frames.shape == (len(R.BACKGROUND_VIDEOS["train"]) * 20 + n_photos, 64, 64, 3)
+    assert rich.sources == R.BACKGROUND_VIDEOS["train"] + R.BACKGROUND_PHOTOS
+    assert plain.sources == R.BACKGROUND_VIDEOS["train"]
+    # The photos' crops are distinct pictures, not copies of the clips' frames.
+    photo_frames = rich.frames[-n_photos:]
+    assert len({f.tobytes() for f in photo_frames}) == n_photos
+    assert all(not np.array_equal(f, g) for f in photo_frames for g in plain.frames)
+    assert photo_frames.std() > 10
+    with pytest.raises(ConfigError, match="train split"):
+        Backgrounds.load("test", size=64, photos=True)
+    with pytest.raises(ConfigError, match="frames_per_video"):
+        Backgrounds.load("train", size=64, frames_per_video=0)
+
+
+def test_vary_background_is_seeded_and_changes_only_the_look() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    a = vary_background(np.random.default_rng(1), frame)
+    assert a.shape == frame.shape and a.dtype == np.uint8
+    assert np.array_equal(a, vary_background(np.random.default_rng(1), frame))
+    variants = [vary_background(np.random.default_rng(seed), frame) for seed in range(40)]
+    assert all(not np.array_equal(v, frame) for v in variants)
+    # Mirroring: some variants have the frame's columns in reverse order (their column means
+    # correlate with the mirrored frame's better than with the frame's).
+    column = frame.mean((0, 2))
+
+    def mirrored(v: np.ndarray) -> bool:
+        m = v.mean((0, 2))
+        return np.corrcoef(m, column[::-1])[0, 1] > np.corrcoef(m, column)[0, 1]
+
+    assert 5 < sum(mirrored(v) for v in variants) < 35
 
 
 def test_backgrounds_missing_assets_is_an_input_file_error(

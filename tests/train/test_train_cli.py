@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from longvid.cli import app
 from longvid.models import registry
 from longvid.models.modeling import LongVideoLM
-from longvid.train import mini
+from longvid.train import mini, vision
 from longvid.train.mini import StageConfig
 from tests.train.test_mini import TINY_TOWER, tiny_config
 
@@ -42,7 +42,15 @@ def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
         mini,
         "RECIPE",
         {
-            "vision": {"steps": 2, "batch_size": 4, "lr": 1e-3, "seed": 0},
+            "vision": {
+                "steps": 2,
+                "batch_size": 4,
+                "lr": 1e-3,
+                "seed": 0,
+                "background_frames": 16,
+                "photos": True,
+                "augment": True,
+            },
             "stage1": StageConfig(steps=2, batch=1, lr=1e-2),
             "stage2": StageConfig(steps=2, batch=1, lr=1e-2, lora_rank=4),
             "stage3": StageConfig(steps=2, batch=2, lr=1e-2, lora_rank=4, seed=1, padded=True),
@@ -51,12 +59,29 @@ def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.slow
-def test_vision_trains_the_real_mini_tower(assets: Path, tmp_path: Path) -> None:
+def test_vision_trains_the_real_mini_tower(
+    assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "vision"
+    seen = []
+    train_tower = vision.train_tower
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return train_tower(*args, **kwargs)
+
+    monkeypatch.setattr(vision, "train_tower", spy)
     result = invoke(
-        "vision", "--out", str(out), "--steps", "2", "--batch-size", "4", "--eval-images", "8"
-    )
+        "vision", "--out", str(out), "--steps", "2", "--batch-size", "4", "--eval-images", "8",
+        "--background-frames", "4", "--photos", "--augment",
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert len(seen) == 1
+    assert {k: seen[0][k] for k in ("background_frames", "photos", "augment")} == {
+        "background_frames": 4,
+        "photos": True,
+        "augment": True,
+    }
     with safe_open(str(out / "tower.safetensors"), "pt") as f:
         keys = set(f.keys())
         head = f.get_tensor("head.weight")

@@ -13,7 +13,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from longvid.encoders.anyres import CLIP_MEAN, CLIP_STD
 from longvid.train import vision
-from longvid.train.render import Backgrounds, Scene, caption, random_scene
+from longvid.train.render import COLORS, Backgrounds, Scene, caption, random_scene, vary_background
 from longvid.train.vision import (
     ATTRIBUTES,
     ContrastiveTower,
@@ -99,6 +99,29 @@ def test_rendered_batch_is_a_function_of_the_rng(assets: Path) -> None:
     assert all(caption(s) for s in scenes_a)
 
 
+def test_augmented_batches_vary_the_background_and_keep_the_named_colours(
+    assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backgrounds = Backgrounds.load("train", size=SIZE)
+    calls = []
+
+    def spy(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
+        calls.append(frame.shape)
+        return vary_background(rng, frame)
+
+    monkeypatch.setattr(vision, "vary_background", spy)
+    rendered_batch(np.random.default_rng(5), backgrounds, SIZE, 6)
+    assert calls == []
+    frames, scenes = rendered_batch(np.random.default_rng(5), backgrounds, SIZE, 12, augment=True)
+    assert calls == [(SIZE, SIZE, 3)] * 12
+    # The card is drawn after the background is varied: its colour is the named one exactly.
+    with_card = [(f, s) for f, s in zip(frames, scenes, strict=True) if s.card is not None]
+    assert with_card
+    for frame, scene in with_card:
+        exact = (frame == np.array(COLORS[scene.card.card_color], np.uint8)).all(-1)
+        assert exact.mean() > 0.02, scene.card
+
+
 def test_attribute_index_matches_the_prompt_banks() -> None:
     rng = np.random.default_rng(0)
     for _ in range(30):
@@ -123,7 +146,7 @@ def test_the_contrastive_loss_falls_on_a_fixed_batch(
     """train_tower's own loss, fed the same 8 scenes every step: a few AdamW steps must fit it."""
     backgrounds = Backgrounds.load("train", size=SIZE)
     fixed = rendered_batch(np.random.default_rng(0), backgrounds, SIZE, 8)
-    monkeypatch.setattr(vision, "rendered_batch", lambda rng, bg, size, n: fixed)
+    monkeypatch.setattr(vision, "rendered_batch", lambda rng, bg, size, n, **kw: fixed)
     model = tiny_tower()
     result = train_tower(model, tmp_path, steps=8, batch_size=8, lr=3e-3, progress=False)
     losses = result.losses
@@ -155,7 +178,15 @@ def test_evaluate_retrieval_reports_fractions_and_chance(assets: Path) -> None:
     report = evaluate_retrieval(tiny_tower(), n_images=24, seed=1)
     assert isinstance(report, RetrievalReport) and report.n_images == 24
     chance = report.chance()
-    probes = ("word", "shape_color", "shape_kind", "shape_count", "caption_top1", "caption_top5")
+    probes = (
+        "word",
+        "shape_color",
+        "shape_kind",
+        "shape_count",
+        "caption_top1",
+        "caption_top5",
+        "word_train_footage",
+    )
     assert set(chance) == set(probes)
     for probe in probes:
         value = getattr(report, probe)

@@ -41,7 +41,15 @@ __all__ = ["package_staged", "train_app", "train_compressor_package", "train_vis
 TOWER_FILE = "tower.safetensors"
 RETRIEVAL_FILE = "retrieval.json"
 TIMINGS_FILE = "timings.json"
-PROBES = ("word", "shape_color", "shape_kind", "shape_count", "caption_top1", "caption_top5")
+PROBES = (
+    "word",
+    "shape_color",
+    "shape_kind",
+    "shape_count",
+    "caption_top1",
+    "caption_top5",
+    "word_train_footage",
+)
 
 train_app = typer.Typer(
     help="Train longvid-mini: its vision tower, then each compressor (resumable).",
@@ -63,11 +71,15 @@ def train_vision(
     batch_size: int,
     lr: float,
     seed: int,
+    background_frames: int,
+    photos: bool,
+    augment: bool,
     eval_images: int = 400,
 ) -> dict[str, float]:
-    """Train the contrastive tower of `registry.MINI_TOWER` (resuming from ``work``), save its
-    state dict as ``out/tower.safetensors``, evaluate it and write ``out/retrieval.json``.
-    Returns the retrieval figures (fractions) with ``chance`` and the training ``seconds``."""
+    """Train the contrastive tower of `registry.MINI_TOWER` (resuming from ``work``; the
+    backgrounds as `vision.train_tower` takes them), save its state dict as
+    ``out/tower.safetensors``, evaluate it and write ``out/retrieval.json``. Returns the
+    retrieval figures (fractions) with ``chance`` and the training ``seconds``."""
     import torch
     from safetensors.torch import save_file
 
@@ -81,7 +93,17 @@ def train_vision(
         )
     torch.manual_seed(seed)
     model = build_tower(registry.MINI_TOWER)
-    result = train_tower(model, work, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    result = train_tower(
+        model,
+        work,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        background_frames=background_frames,
+        photos=photos,
+        augment=augment,
+    )
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(out / f".{TOWER_FILE}.tmp"), metadata={"format": "pt"})
@@ -212,6 +234,18 @@ def vision_command(
     ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of init and data.")] = None,
+    background_frames: Annotated[
+        int | None,
+        typer.Option("--background-frames", help="Background frames taken from each train clip."),
+    ] = None,
+    photos: Annotated[
+        bool | None,
+        typer.Option("--photos/--no-photos", help="Add the asset photos to the backgrounds."),
+    ] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment", help="Vary each background (colour, mirror)."),
+    ] = None,
     eval_images: Annotated[
         int, typer.Option("--eval-images", help="Held-out scenes for the retrieval probes.")
     ] = 400,
@@ -223,7 +257,15 @@ def vision_command(
     from longvid.train.mini import RECIPE
 
     recipe = dict(RECIPE["vision"])
-    given = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}
+    given = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "background_frames": background_frames,
+        "photos": photos,
+        "augment": augment,
+    }
     recipe.update({k: v for k, v in given.items() if v is not None})
     try:
         figures = train_vision(out, out, eval_images=eval_images, **recipe)

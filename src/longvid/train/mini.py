@@ -122,7 +122,15 @@ class StageConfig:
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
 RECIPE = {
-    "vision": {"steps": 1400, "batch_size": 96, "lr": 2e-3, "seed": 0},
+    "vision": {
+        "steps": 1400,
+        "batch_size": 96,
+        "lr": 2e-3,
+        "seed": 0,
+        "background_frames": 16,
+        "photos": False,
+        "augment": False,
+    },
     "stage1": StageConfig(steps=1000, batch=4, lr=3e-3),
     "stage2": StageConfig(
         steps=500, batch=4, lr=5e-4, lora_rank=8, needle_share=0.25, what_share=0.25

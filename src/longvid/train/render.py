@@ -351,6 +351,21 @@ BACKGROUND_VIDEOS: dict[str, tuple[str, ...]] = {
 ("test") scenes are drawn over footage the training never saw. The "val" split uses the test
 footage."""
 
+BACKGROUND_PHOTOS: tuple[str, ...] = (
+    "IMG_1054.JPG",
+    "astronaut.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+)
+"""Still photos (in ``shared/assets/images``) that `Backgrounds.load` may add to the *train*
+split: real camera pictures, which the train clips (half of them animation) have few of."""
+
+PHOTO_CROPS = 3
+"""Square crops (80% of the short side) taken from each photo, from its top-left corner to
+its bottom-right along the diagonal."""
+
 FRAMES_PER_VIDEO = 16
 """Frames decoded per source clip (`uniform` sampling)."""
 
@@ -383,11 +398,25 @@ class Backgrounds:
     sources: tuple[str, ...]
 
     @classmethod
-    def load(cls, split: str = "train", size: int = 160) -> Backgrounds:
+    def load(
+        cls,
+        split: str = "train",
+        size: int = 160,
+        *,
+        frames_per_video: int = FRAMES_PER_VIDEO,
+        photos: bool = False,
+    ) -> Backgrounds:
         """Decode (once; then from the cache) the split's source clips into ``size``-pixel
-        square frames: `FRAMES_PER_VIDEO` uniformly sampled frames per clip, short side scaled
-        to ``size``, centre crop. Raises `InputFileError` if the assets folder is missing."""
-        return _load_backgrounds(_video_split(split), int(size))
+        square frames: ``frames_per_video`` uniformly sampled frames per clip, short side
+        scaled to ``size``, centre crop; with ``photos`` (train split only) also `PHOTO_CROPS`
+        square crops of each of `BACKGROUND_PHOTOS`. Raises `InputFileError` if the assets
+        folder or a source is missing, `ConfigError` for photos outside the train split."""
+        if frames_per_video < 1:
+            raise ConfigError(f"frames_per_video must be >= 1, got {frames_per_video}")
+        video_split = _video_split(split)
+        if photos and video_split != "train":
+            raise ConfigError(f"the background photos belong to the train split, not {split!r}")
+        return _load_backgrounds(video_split, int(size), int(frames_per_video), bool(photos))
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (modulo the number of frames)."""
@@ -407,27 +436,67 @@ class Backgrounds:
         return np.asarray(img)
 
 
+def _photo_squares(path: Path, size: int) -> list[np.ndarray]:
+    """`PHOTO_CROPS` square crops along the diagonal of the photo at ``path``, at ``size``."""
+    try:
+        img = Image.open(path).convert("RGB")
+    except OSError as exc:
+        raise InputFileError(f"background photo cannot be read ({exc})", path) from exc
+    w, h = img.size
+    side = round(0.8 * min(w, h))
+    squares = []
+    for k in range(PHOTO_CROPS):
+        left, top = (round(k * (extent - side) / (PHOTO_CROPS - 1)) for extent in (w, h))
+        box = (left, top, left + side, top + side)
+        squares.append(np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box)))
+    return squares
+
+
+def vary_background(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
+    """A photometric and mirror variant of a background frame ``(H, W, 3)`` uint8: mirrored
+    half the time, its colour channels permuted half the time, greyscale one time in five,
+    brightness and contrast scaled by 0.6-1.4. Applied to the background only (before a card
+    or shapes are drawn), so the colours the captions name stay true; it keeps a tower from
+    learning its few training clips by heart."""
+    x = frame.astype(np.float32)
+    if rng.random() < 0.5:
+        x = x[:, ::-1]
+    if rng.random() < 0.5:
+        x = x[..., rng.permutation(3)]
+    if rng.random() < 0.2:
+        x = np.repeat(x @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(x.shape)
+    mean = x.mean()
+    x = (x - mean) * float(rng.uniform(0.6, 1.4)) + mean * float(rng.uniform(0.6, 1.4))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 @functools.lru_cache(maxsize=8)
-def _load_backgrounds(split: str, size: int) -> Backgrounds:
+def _load_backgrounds(split: str, size: int, frames_per_video: int, photos: bool) -> Backgrounds:
     from longvid.io.video import sample, uniform
 
-    names = BACKGROUND_VIDEOS[split]
-    cached = cache_dir("backgrounds") / f"{split}_{size}px_{FRAMES_PER_VIDEO}.npy"
+    names = BACKGROUND_VIDEOS[split] + (BACKGROUND_PHOTOS if photos else ())
+    name = f"{split}_{size}px_{frames_per_video}{'_photos' if photos else ''}.npy"
+    cached = cache_dir("backgrounds") / name
     if cached.is_file():
         return Backgrounds(split, np.load(cached), names)
-    video_dir = shared_dir() / "assets" / "video"
-    if not video_dir.is_dir():
+    assets = shared_dir() / "assets"
+    if not (assets / "video").is_dir():
         raise InputFileError(
             "real-footage assets folder not found (set LONGVID_SHARED to the shared folder)",
-            video_dir,
+            assets / "video",
         )
     parts = []
-    for name in names:
-        path = video_dir / name
+    for name in BACKGROUND_VIDEOS[split]:
+        path = assets / "video" / name
         if not path.is_file():
             raise InputFileError(f"background video of the {split} split is missing", path)
-        clip = sample(path, uniform(FRAMES_PER_VIDEO), size=size)
+        clip = sample(path, uniform(frames_per_video), size=size)
         parts.append(_square(clip.frames))
+    for name in BACKGROUND_PHOTOS if photos else ():
+        path = assets / "images" / name
+        if not path.is_file():
+            raise InputFileError(f"background photo of the {split} split is missing", path)
+        parts.append(np.stack(_photo_squares(path, size)))
     frames = np.ascontiguousarray(np.concatenate(parts))
     tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, frames)

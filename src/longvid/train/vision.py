@@ -39,6 +39,7 @@ from longvid.train.loop import LoopConfig, LoopResult, run_loop
 from longvid.train.render import (
     COLORS,
     COUNTS,
+    FRAMES_PER_VIDEO,
     NUMBER_WORDS,
     SHAPES,
     WORDS,
@@ -47,6 +48,7 @@ from longvid.train.render import (
     caption,
     random_scene,
     render,
+    vary_background,
 )
 
 __all__ = [
@@ -154,11 +156,17 @@ def to_pixels(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...
 
 
 def rendered_batch(
-    rng: np.random.Generator, backgrounds: Backgrounds, size: int, n: int
+    rng: np.random.Generator,
+    backgrounds: Backgrounds,
+    size: int,
+    n: int,
+    *,
+    augment: bool = False,
 ) -> tuple[np.ndarray, list]:
-    """``n`` random scenes over random backgrounds, and the scenes. Reading words is the
-    hardest skill, so cards appear in 3 of 4 frames and a third of the frames are close-ups of
-    one card (word 30-45% of the frame height; letters span several patches)."""
+    """``n`` random scenes over random backgrounds (each varied by `vary_background` when
+    ``augment``), and the scenes. Reading words is the hardest skill, so cards appear in 3 of
+    4 frames and a third of the frames are close-ups of one card (word 30-45% of the frame
+    height; letters span several patches)."""
     frames, scenes = [], []
     for _ in range(n):
         if rng.random() < 1 / 3:
@@ -167,7 +175,10 @@ def rendered_batch(
             scene = Scene(close, None)
         else:
             scene = random_scene(rng, card=bool(rng.random() < 0.75))
-        frames.append(render(scene, backgrounds.sample(rng, size), size))
+        background = backgrounds.sample(rng, size)
+        if augment:
+            background = vary_background(rng, background)
+        frames.append(render(scene, background, size))
         scenes.append(scene)
     return np.stack(frames), scenes
 
@@ -180,21 +191,28 @@ def train_tower(
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: int = 0,
+    background_frames: int = FRAMES_PER_VIDEO,
+    photos: bool = False,
+    augment: bool = False,
     image_mean: tuple[float, ...] = CLIP_MEAN,
     image_std: tuple[float, ...] = CLIP_STD,
     progress: bool = True,
 ) -> LoopResult:
     """Locked-text contrastive training of ``model`` (resumable from ``out_dir``): in-batch
     InfoNCE between images and their captions, plus, per attribute, the cross-entropy of the
-    image against the embeddings of all that attribute's prompts."""
+    image against the embeddings of all that attribute's prompts. The backgrounds are
+    ``background_frames`` frames of each train clip (plus the train photos with ``photos``),
+    varied by `vary_background` with ``augment``."""
     size = model.tower.config.image_size
-    backgrounds = Backgrounds.load("train", size=size)
+    backgrounds = Backgrounds.load(
+        "train", size=size, frames_per_video=background_frames, photos=photos
+    )
     minilm = get_minilm()
     banks = {a: prompt_bank(a) for a in ATTRIBUTES}
 
     def loss_fn(step: int) -> Tensor:
         rng = np.random.default_rng(seed * SEED_STRIDE + step)
-        frames, scenes = rendered_batch(rng, backgrounds, size, batch_size)
+        frames, scenes = rendered_batch(rng, backgrounds, size, batch_size, augment=augment)
         captions = [caption(s) for s in scenes]
         device = model.head.weight.device
         scale = model.logit_scale.clamp(max=math.log(100)).exp()
@@ -239,11 +257,15 @@ class RetrievalReport:
     shape_count: float
     caption_top1: float
     caption_top5: float
+    word_train_footage: float
+    """The word probe on held-out scenes over the *training* footage: its distance to
+    ``word`` is what the tower learnt of its backgrounds rather than of the words."""
 
     def chance(self) -> dict[str, float]:
         """Accuracy of guessing, per probe."""
         return {
             "word": 1 / len(WORDS),
+            "word_train_footage": 1 / len(WORDS),
             "shape_color": 1 / len(COLORS),
             "shape_kind": 1 / len(SHAPES),
             "shape_count": 1 / len(COUNTS),
@@ -252,10 +274,13 @@ class RetrievalReport:
         }
 
 
-def held_out_scenes(n: int, size: int, seed: int = 7) -> tuple[np.ndarray, list[Scene]]:
-    """``n`` scenes with a card and shapes, drawn over the *test* footage with seeds far from
-    every training step's, and their ``(n, size, size, 3)`` frames."""
-    backgrounds = Backgrounds.load("test", size=size)
+def held_out_scenes(
+    n: int, size: int, seed: int = 7, split: str = "test"
+) -> tuple[np.ndarray, list[Scene]]:
+    """``n`` scenes with a card and shapes, drawn with seeds far from every training step's
+    over the ``split``'s footage (the *test* footage unless told), and their
+    ``(n, size, size, 3)`` frames."""
+    backgrounds = Backgrounds.load(split, size=size)
     rng = np.random.default_rng(10**9 + seed)
     scenes = [random_scene(rng, card=True, shapes=True) for _ in range(n)]
     frames = np.stack([render(s, backgrounds.sample(rng, size), size) for s in scenes])
@@ -272,26 +297,32 @@ def evaluate_retrieval(
     image_std: tuple[float, ...] = CLIP_STD,
 ) -> RetrievalReport:
     """Zero-shot probes on ``n_images`` scenes drawn over the *test* footage: each probe picks
-    the candidate caption (every word, colour, shape, count) closest to the image."""
+    the candidate caption (every word, colour, shape, count) closest to the image; the word
+    probe once more on as many held-out scenes over the training footage."""
     model.eval()
     size = model.tower.config.image_size
-    frames, scenes = held_out_scenes(n_images, size, seed)
     device = model.head.weight.device
-    pooled = torch.cat(
-        [
-            model.patch_features(
-                to_pixels(frames[i : i + 64], image_mean, image_std).to(device)
-            ).mean(1)
-            for i in range(0, n_images, 64)
-        ]
-    )
-    minilm = get_minilm()
 
-    def probe(name: str) -> float:
+    def pooled_features(frames: np.ndarray) -> Tensor:
+        return torch.cat(
+            [
+                model.patch_features(
+                    to_pixels(frames[i : i + 64], image_mean, image_std).to(device)
+                ).mean(1)
+                for i in range(0, len(frames), 64)
+            ]
+        )
+
+    def probe(name: str, pooled: Tensor, scenes: list[Scene]) -> float:
         bank = prompt_bank(name).to(device)
         guess = (model.embed_pooled(pooled, name) @ bank.T).argmax(1).cpu()
         truth = torch.tensor([attribute_index(s, name) for s in scenes])
         return float((guess == truth).float().mean())
+
+    frames, scenes = held_out_scenes(n_images, size, seed)
+    pooled = pooled_features(frames)
+    seen_frames, seen_scenes = held_out_scenes(n_images, size, seed, split="train")
+    minilm = get_minilm()
 
     images = model.embed_pooled(pooled)
     captions = minilm.embed([caption(s) for s in scenes]).to(device)
@@ -299,10 +330,11 @@ def evaluate_retrieval(
     truth = torch.arange(n_images)[:, None]
     return RetrievalReport(
         n_images=n_images,
-        word=probe("word"),
-        shape_color=probe("shape_color"),
-        shape_kind=probe("shape_kind"),
-        shape_count=probe("shape_count"),
+        word=probe("word", pooled, scenes),
+        shape_color=probe("shape_color", pooled, scenes),
+        shape_kind=probe("shape_kind", pooled, scenes),
+        shape_count=probe("shape_count", pooled, scenes),
         caption_top1=float((ranks[:, :1] == truth).any(1).float().mean()),
         caption_top5=float((ranks[:, :5] == truth).any(1).float().mean()),
+        word_train_footage=probe("word", pooled_features(seen_frames), seen_scenes),
     )
