@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _docs import write_table_section  # noqa: E402
 from which_word import load  # noqa: E402
 
+from longvid.encoders.anyres import CLIP_MEAN, CLIP_STD  # noqa: E402
 from longvid.train.render import COLORS, WORDS  # noqa: E402
 from longvid.train.videoqa import NEEDLE_QUESTION, caption_sample, split_seeds  # noqa: E402
 from longvid.train.vision import to_pixels  # noqa: E402
@@ -38,24 +40,53 @@ ATTRIBUTES = {"word": list(WORDS), "card colour": list(COLORS), "text colour": l
 SEED_START = 5000
 
 
+Encoders = dict[str, Callable[[Tensor], Tensor]]
+"""Named parts of a model, each mapping one frame's pixels to the tokens it hands on."""
+
+
+def package_encoders(model) -> tuple[Encoders, tuple, tuple]:
+    """A longvid package's tower tokens and LLM-input tokens (compressor + projector, asked
+    V-NIAH's question), with its image mean and std."""
+
+    def llm_input(pixels: Tensor) -> Tensor:
+        tower = model.encode_images(pixels)
+        return model.compressor(
+            tower, projector=model.project, frame_times=np.zeros(1), question=NEEDLE_QUESTION
+        ).tokens
+
+    processing = model.config.image_processing
+    parts = {"tower": model.encode_images, "LLM input": llm_input}
+    return parts, processing.image_mean, processing.image_std
+
+
+def tower_encoders(path: str) -> tuple[Encoders, tuple, tuple]:
+    """The patch tokens of a bare tower from `longvid train vision` (its tower.safetensors):
+    what a compressor would receive, before any stage trained on it."""
+    from safetensors.torch import load_file
+
+    from longvid.models.registry import MINI_TOWER
+    from longvid.train.vision import build_tower
+
+    tower = build_tower(MINI_TOWER)
+    tower.load_state_dict(load_file(path))
+    return {"tower": tower.eval().patch_features}, CLIP_MEAN, CLIP_STD
+
+
 @torch.no_grad()
-def features(model, split: str, n: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Flattened tower tokens and LLM-input tokens of the frames with a card among ``n``
-    seeds of ``split``, and their labels per attribute."""
-    config = model.config
-    inputs: dict[str, list[Tensor]] = {"tower": [], "LLM input": []}
+def features(
+    parts: Encoders, mean: tuple, std: tuple, split: str, n: int
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Each part's flattened tokens of the frames with a card among ``n`` seeds of ``split``,
+    and their labels per attribute."""
+    inputs: dict[str, list[Tensor]] = {part: [] for part in parts}
     labels: dict[str, list[int]] = {name: [] for name in ATTRIBUTES}
     for seed in split_seeds(split, n, start=SEED_START):
         frame, _, scene = caption_sample(seed, split)
         if scene.card is None:
             continue
-        mean, std = config.image_processing.image_mean, config.image_processing.image_std
-        tower = model.encode_images(to_pixels(frame[None], mean, std))
-        compressed = model.compressor(
-            tower, projector=model.project, frame_times=np.zeros(1), question=NEEDLE_QUESTION
-        )
-        inputs["tower"].append(tower.reshape(-1).float())
-        inputs["LLM input"].append(compressed.tokens.reshape(-1).float())
+        pixels = to_pixels(frame[None], mean, std)
+        for part, encode in parts.items():
+            inputs[part].append(encode(pixels).reshape(-1).float())
         card = scene.card
         values = (card.word, card.card_color, card.text_color)
         for name, value in zip(ATTRIBUTES, values, strict=True):
@@ -84,7 +115,14 @@ def probe(x_fit: Tensor, y_fit: Tensor, x_test: Tensor, y_test: Tensor, classes:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["longvid-mini"])
+    parser.add_argument("--models", nargs="*", default=["longvid-mini"])
+    parser.add_argument(
+        "--towers",
+        nargs="*",
+        default=[],
+        metavar="LABEL=PATH",
+        help="Bare towers (tower.safetensors of `longvid train vision`): tower tokens only.",
+    )
     parser.add_argument("--train", type=int, default=8000, help="Training seeds drawn.")
     parser.add_argument("--test", type=int, default=1000, help="Test seeds drawn.")
     parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
@@ -94,10 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "tokens") else "right")
     rows = []
-    for spec in args.models:
-        label, model = load(spec)
-        x_fit, y_fit = features(model, "train", args.train)
-        x_test, y_test = features(model, "test", args.test)
+    subjects = [
+        (spec.split("=")[0], lambda spec=spec: package_encoders(load(spec)[1]))
+        for spec in args.models
+    ]
+    for spec in args.towers:
+        label, _, path = spec.rpartition("=")
+        subjects.append((label or path, lambda path=path: tower_encoders(path)))
+    for label, encoders in subjects:
+        parts, mean, std = encoders()
+        x_fit, y_fit = features(parts, mean, std, "train", args.train)
+        x_test, y_test = features(parts, mean, std, "test", args.test)
         for part in x_fit:
             scores = [
                 probe(x_fit[part], y_fit[a], x_test[part], y_test[a], len(values))
@@ -112,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"frames with a card: fit {len(y_fit['word'])}, held out {len(y_test['word'])}")
     if not args.no_write:
         command = f"python benchmarks/token_probe.py --models {' '.join(args.models)} "
+        if args.towers:
+            command += f"--towers {' '.join(args.towers)} "
         command += f"--train {args.train} --test {args.test}"
         text = f"A softmax probe fitted on {len(y_fit['word'])} training frames with a card, "
         text += f"scored on {len(y_test['word'])} held-out ones (test seeds over test footage)."
