@@ -127,9 +127,11 @@ RECIPE = {
         "batch_size": 96,
         "lr": 2e-3,
         "seed": 0,
-        "background_frames": 16,
-        "photos": False,
-        "augment": False,
+        # 64 frames of each training clip, the photos and per-frame colour/mirror variation:
+        # held-out word 94.2% against 88.5% on 16 frames per clip alone (model card).
+        "background_frames": 64,
+        "photos": True,
+        "augment": True,
     },
     "stage1": StageConfig(steps=1000, batch=4, lr=3e-3),
     "stage2": StageConfig(
