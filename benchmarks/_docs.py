@@ -54,10 +54,11 @@ def write_table_section(
 
     import torch
 
+    threads = torch.get_num_threads()
     lines = [
         heading,
         "",
-        f"Run on {date.today()} ({platform.machine()}, {torch.get_num_threads()} threads): "
+        f"Run on {date.today()} ({platform.machine()}, {threads} thread{'s' * (threads != 1)}): "
         f"`{command}`. {text}",
         "",
         "| " + " | ".join(columns) + " |",
