@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from longvid.encoders.feature_cache import cached_features, encoder_identity, weights_hash
@@ -84,3 +85,29 @@ def test_encode_video_caches_real_features(assets: Path, tmp_path: Path) -> None
     assert -1 not in calls  # nothing was encoded the second time
     torch.testing.assert_close(first, second)
     assert info2.timestamps.tolist() == info.timestamps.tolist()
+
+
+def test_ctrl_c_during_a_cache_read_stops_cleanly_after_it(tmp_path: Path, monkeypatch) -> None:
+    """safetensors can turn an interrupt inside its loader into a ValueError; the read holds a
+    Ctrl-C until it is done, then raises it as KeyboardInterrupt, and the entry stays."""
+    import signal
+
+    from longvid.encoders import feature_cache
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not really a video")
+    model, calls, folder = torch.nn.Linear(3, 3), [], tmp_path / "cache"
+    cached_features(video, fps(1.0), model, _compute(calls), folder=folder)
+    real_load, loaded = feature_cache.load_file, []
+
+    def interrupted_load(path: str) -> dict:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C lands while the file is being read
+        loaded.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(feature_cache, "load_file", interrupted_load)
+    with pytest.raises(KeyboardInterrupt):
+        cached_features(video, fps(1.0), model, _compute(calls), folder=folder)
+    assert len(loaded) == 1 and len(calls) == 1  # the read finished; nothing recomputed
+    assert len(list(folder.glob("*.safetensors"))) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -19,8 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +106,29 @@ def feature_key(video: str | os.PathLike[str], sampler: Any, encoder: str) -> tu
     return key, parts
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it as KeyboardInterrupt
+    once the block is done. safetensors' loader can turn an interrupt that lands inside it
+    into an unrelated ValueError, which would end a benchmark with a crash instead of its
+    clean stop (exit 130, every scored line kept). Only where Python's own handler is installed
+    and only in the main thread; elsewhere the block runs as it is."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 def cached_features(
     video: str | os.PathLike[str],
     sampler: Any,
@@ -124,7 +150,8 @@ def cached_features(
     entry = folder / f"{key}.safetensors"
     if entry.is_file():
         try:
-            stored = load_file(str(entry))
+            with _interrupts_deferred():
+                stored = load_file(str(entry))
             return stored["features"], ClipInfo(
                 parts["path"],
                 stored["timestamps"].numpy(),
