@@ -7,11 +7,14 @@ word). `benchmarks/mini.py` reports them together; this script splits them, fram
 text channels), on held-out test questions, for several models in one run: shipped names
 (``longvid-mini``) or package folders (``LABEL=PATH``, e.g. one written by
 ``longvid train continue``), beside the text-only baseline (the same LLM and LoRA without
-frames) and chance. The section ``## Which-word questions by form (benchmarks/which_word.py)``
+frames) and chance. Multiple choice is answered both ways of `evaluate_qa`'s ``mc_scoring``
+(``--mc-scoring``): the letter decoded from the lettered prompt the model trained on, and the
+cloze form (each option scored as the whole answer to the open question); open questions are
+the same either way. The section ``## Which-word questions by form (benchmarks/which_word.py)``
 of docs/benchmarks.md is replaced unless ``--no-write``.
 
     python benchmarks/which_word.py --models longvid-mini more=results/longva-more \\
-        [--n-per-form 40]
+        [--n-per-form 40] [--mc-scoring letter options]
 """
 
 from __future__ import annotations
@@ -27,12 +30,21 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _docs import write_table_section  # noqa: E402
 
-from longvid.bench.mini_eval import QAItem, evaluate_qa  # noqa: E402
+from longvid.bench.mini_eval import MC_SCORING, QAItem, evaluate_qa  # noqa: E402
 
 HEADING = "## Which-word questions by form (benchmarks/which_word.py)"
 COLOUR_FORM = re.compile(r"What word was written on the \w+ card\?")
 FORMS = ("ordinal", "colour")
-COLUMNS = ("model", "ordinal mc", "ordinal open", "colour mc", "colour open", "all", "text-only")
+COLUMNS = (
+    "model",
+    "mc by",
+    "ordinal mc",
+    "ordinal open",
+    "colour mc",
+    "colour open",
+    "all",
+    "text-only",
+)
 
 
 def question_form(question: str) -> str:
@@ -58,7 +70,7 @@ def cell(items: list[QAItem]) -> str:
     return f"{100 * sum(i.correct for i in items) / len(items):.0f}% ({len(items)})"
 
 
-def row(label: str, items: list[QAItem]) -> list[str]:
+def row(label: str, mc_scoring: str, items: list[QAItem]) -> list[str]:
     """One table row: each form x (mc, open), all items, and the text-only baseline."""
     cells = [
         cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
@@ -66,13 +78,14 @@ def row(label: str, items: list[QAItem]) -> list[str]:
         for mc in (True, False)
     ]
     blind = sum(i.text_only_correct for i in items) / len(items)
-    return [label, *cells, cell(items), f"{100 * blind:.0f}%"]
+    return [label, mc_scoring, *cells, cell(items), f"{100 * blind:.0f}%"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["longvid-mini"])
     parser.add_argument("--n-per-form", type=int, default=40, help="Questions per mc/open form.")
+    parser.add_argument("--mc-scoring", nargs="+", choices=MC_SCORING, default=list(MC_SCORING))
     parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
     args = parser.parse_args(argv)
     console = Console()
@@ -82,17 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for spec in args.models:
         label, model = load(spec)
-        report = evaluate_qa(model, n_per_kind=args.n_per_form, text_channels=False, kinds=["what"])
-        rows.append(row(label, report.items))
-        table.add_row(*rows[-1])
-        console.print(f"{label}: done")
+        for scoring in args.mc_scoring:
+            report = evaluate_qa(
+                model,
+                n_per_kind=args.n_per_form,
+                text_channels=False,
+                kinds=["what"],
+                mc_scoring=scoring,
+            )
+            rows.append(row(label, scoring, report.items))
+            table.add_row(*rows[-1])
+            console.print(f"{label}, multiple choice by {scoring}: done")
     console.print(table)
     chance = "multiple choice 25%, open 0%"
     if not args.no_write:
         command = f"python benchmarks/which_word.py --models {' '.join(args.models)} "
-        command += f"--n-per-form {args.n_per_form}"
+        command += f"--n-per-form {args.n_per_form} --mc-scoring {' '.join(args.mc_scoring)}"
         text = "Held-out test questions (the same ones for every model), 16 frames, no text "
-        text += f"channels; each cell is accuracy (questions). Chance: {chance}."
+        text += f"channels; each cell is accuracy (questions). Chance: {chance}. `mc by`: "
+        text += "`letter`, the option letter decoded from the lettered prompt the model trained "
+        text += "on; `options`, the cloze form: the question asked open and each option scored "
+        text += "as the whole answer (`longvid.generate.score_choices`), the most likely taken. "
+        text += "Open questions are asked the same way in both rows."
         write_table_section(HEADING, command, text, list(COLUMNS), rows)
     return 0
 

@@ -92,3 +92,36 @@ def test_cli_ask_json_and_untrained_notice(video: Path) -> None:
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
     assert "untrained" in shown.output and "20 visual" in shown.output
+
+
+def test_choices_are_scored_as_whole_answers_and_the_likeliest_is_the_answer(
+    tiny, video: Path
+) -> None:
+    import numpy as np
+    import torch
+
+    from longvid.generate import score_choices
+
+    choices = ["a cockatoo", "a", "a dog on a beach"]
+    pieces: list[str] = []
+    answer = generate(tiny, video, "What?", uniform(3), choices=choices, on_text=pieces.append)
+    assert answer.text == choices[int(np.argmax(answer.choice_scores))]
+    assert pieces == [answer.text] and answer.new_tokens == 0
+    assert len(answer.choice_scores) == 3 and all(s < 0 for s in answer.choice_scores)
+    reordered = generate(tiny, video, "What?", uniform(3), choices=choices[::-1])
+    np.testing.assert_allclose(reordered.choice_scores[::-1], answer.choice_scores, rtol=1e-5)
+    # A choice scores as its tokens followed by the template's stop string.
+    torch.manual_seed(0)
+    prompt = torch.randn(1, 5, tiny.language_model.config.hidden_size)
+    expected = [lp for lp, _ in tiny.continuation_logprobs(prompt, ["a<|im_end|>", "b<|im_end|>"])]
+    assert score_choices(tiny, prompt, [" a ", "b"]) == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="at least one"):
+        score_choices(tiny, prompt, [])
+
+
+def test_cli_ask_with_choices_prints_each_score(video: Path) -> None:
+    args = ["ask", str(video), "What bird is this?", "--model", "tiny-longva", "--frames", "3"]
+    result = CliRunner().invoke(app, [*args, "--choice", "cockatoo", "--choice", "parrot"])
+    assert result.exit_code == 0, result.output
+    scores = [line for line in result.output.splitlines() if "log p =" in line]
+    assert len(scores) == 2 and scores[0].endswith("cockatoo") and scores[1].endswith("parrot")

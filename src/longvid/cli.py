@@ -243,6 +243,14 @@ def ask_command(
             "after it, with its time. Speech: --subtitles auto.",
         ),
     ] = False,
+    choice: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--choice",
+            help="A candidate answer (repeat for each): the answer is the one the model finds "
+            "most likely, each scored as the whole answer to the question asked open.",
+        ),
+    ] = None,
 ) -> None:
     """Answer a question about a video; shows the frames used and the visual token count."""
     from longvid.generate import generate, load_model
@@ -283,6 +291,7 @@ def ask_command(
                 alignment=alignment,
                 fit_frames=fit_frames,
                 ocr=ocr,
+                choices=choice or None,
             )
         plotted = _write_relevance_plot(answer, relevance_plot, video, question, compressor)
     except LongvidError as exc:
@@ -299,6 +308,8 @@ def ask_command(
     )
     if answer.note:
         out.print(f"[yellow]{answer.note}[/]")
+    for text, score in zip(choice or [], answer.choice_scores or [], strict=True):
+        out.print(f"  log p = {score:8.3f}  {text}", highlight=False, markup=False)
     out.print(f"[bold]channels[/]: {', '.join(answer.channels)}", highlight=False)
     for seconds, channel, text in answer.channel_text:
         out.print(f"  {format_time(seconds)} {channel}: {text}", highlight=False, markup=False)

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from longvid.compressors.registry import build_compressor
+from longvid.compressors.registry import CompressedVideo, build_compressor
 from longvid.encoders.anyres import preprocess_video
-from longvid.encoders.feature_cache import encode_video
+from longvid.encoders.feature_cache import ClipInfo, encode_video
+from longvid.errors import ConfigError
 from longvid.io.subtitles import Subtitles
-from longvid.io.video import Sampler, fps, sample
+from longvid.io.video import Clip, Sampler, fps, sample
 from longvid.models.modeling import LongVideoLM
 from longvid.models.registry import (
     SHIPPED_MODELS,
@@ -39,11 +40,18 @@ from longvid.models.registry import (
     shipped_model_dir,
 )
 from longvid.prompting.minigpt4video import video_prompt
-from longvid.prompting.prompt import FitPolicy, assemble
+from longvid.prompting.prompt import AssembledPrompt, FitPolicy, assemble
 from longvid.prompting.templates import get_template
 from longvid.prompting.tokenizer import byte_level_tokenizer
 
-__all__ = ["Answer", "generate", "load_model"]
+__all__ = [
+    "Answer",
+    "PreparedPrompt",
+    "generate",
+    "load_model",
+    "prepare_prompt",
+    "score_choices",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -84,6 +92,37 @@ class Answer:
     channel_text: list[tuple[float, str, str]] = field(default_factory=list)
     """The text of those channels as it went into the prompt: (frame time in s, channel, text),
     in time order."""
+    choice_scores: list[float] | None = None
+    """With ``generate(choices=...)``: each choice's log-probability as the whole answer
+    (`score_choices`), in the order given; ``text`` is the best one."""
+
+
+@dataclass
+class PreparedPrompt:
+    """A question about a video assembled into the language model's input, before any answer
+    (`prepare_prompt`). ``clip``: the sampled frames' indices, times and path; ``channels`` and
+    ``channel_text``: as in `Answer`; ``timings``: seconds per stage so far."""
+
+    assembled: AssembledPrompt
+    clip: Clip | ClipInfo
+    compressed: CompressedVideo
+    channels: list[str]
+    channel_text: list[tuple[float, str, str]]
+    timings: dict[str, float]
+
+
+def score_choices(
+    model: LongVideoLM, inputs_embeds: torch.Tensor, choices: list[str]
+) -> list[float]:
+    """Each choice's log-probability as the whole answer to the prompt ``inputs_embeds (1, L,
+    D)``: its tokens, then the template's stop string, so that a choice which begins a longer
+    one is not favoured for being short. This is the cloze form of multiple choice that small
+    LLMs are evaluated with: the model never has to map an option to its letter."""
+    if not choices:
+        raise ConfigError("choices must name at least one answer")
+    stop = get_template(model.config.chat_template).stop_strings[0]
+    scored = model.continuation_logprobs(inputs_embeds, [c.strip() + stop for c in choices])
+    return [logprob for logprob, _ in scored]
 
 
 def load_model(name_or_dir: str | os.PathLike[str]) -> LongVideoLM:
@@ -135,7 +174,7 @@ class _TextStreamer(BaseStreamer):
 
 
 @torch.no_grad()
-def generate(
+def prepare_prompt(
     model: LongVideoLM,
     video: str | os.PathLike[str],
     question: str,
@@ -146,50 +185,18 @@ def generate(
     fit: FitPolicy = "error",
     compressor: str | None = None,
     chunk_size: int = 16,
-    on_text: Callable[[str], None] | None = None,
     progress: Progress | None = None,
     subtitles: str | os.PathLike[str] | Subtitles | None = None,
     alignment: str = "longvid",
     fit_frames: bool = False,
-    preset: str | None = None,
     cache: bool = True,
     ocr: bool = False,
-) -> Answer:
-    """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
-
-    ``sampler`` defaults to ``fps(1.0, max_frames=32)``. ``compressor`` replaces the model's
-    compressor with a freshly built one of that name (default parameters; a compressor with
-    weights then has random ones). ``timestamps=True`` puts "frame at 12.5 s:" before each
-    frame's tokens (None: as the model was trained, ``config.timestamps``).
-    ``fit="drop_frames"`` drops frames evenly when the prompt would not fit the context (else
-    `ContextOverflowError`). ``progress(done, total)`` follows the vision tower over the frames.
-
-    ``subtitles`` (a subtitle file, loaded `Subtitles`, or ``"auto"`` where
-    `longvid.io.speech` is installed) are interleaved MiniGPT4-Video style: each frame followed
-    by the text said since the previous one, in the template's subtitle format, capped at a
-    quarter of the context in tokens of the model's tokenizer. ``alignment`` picks the frames
-    and captions (`longvid.io.subtitle_alignment`: ``"longvid"``, the default, uses
-    ``sampler``; a ``"minigpt4video-*"`` reference path replaces it). ``fit_frames=True``
-    replaces the sampler by ``uniform(N)`` with N from `longvid.prompting.budget.
-    frames_for_budget` (the context, the compressor's tokens per frame, the prompt text, the
-    subtitle budget and ``max_new_tokens``), so any video fits any model. ``preset`` names a
-    decoding preset (`longvid.prompting.minigpt4video.GENERATION_PRESETS`); the default is the
-    template's (MiniGPT4-Video: greedy with ``repetition_penalty=1.5``), else greedy.
-
-    ``cache=True`` takes the vision features from the on-disk feature cache
-    (`longvid.encoders.feature_cache`, keyed by file, sampler and tower weights), computing and
-    storing them on a miss, so asking again about the same video skips decoding and the tower
-    (the ``decode`` timing then holds the cache read, ``encode`` nothing).
-
-    ``ocr=True`` adds the on-screen text channel: `longvid.io.ocr.read_frames` on the sampled
-    frames (decoded again when the feature cache supplied their features; frames that barely
-    changed or hold no text edges are not OCRed), of which each frame gets only the text that was
-    not on the previous one. Each frame's caption then names its time and channels, e.g.
-    ``[12.0 s] on screen: "OPEN" | said: "hello there"``, in the same caption slot and under the
-    same quarter-context token budget as subtitles (without OCR, subtitles keep the plain form
-    above). Only with ``alignment="longvid"`` (the reference paths reproduce the reference).
-    The ``ocr`` timing holds the OCR and that second decode.
-    """
+) -> PreparedPrompt:
+    """Everything `generate` does before it answers: frames sampled and encoded, compressed,
+    assembled with the question, the text channels and the chat template into the language
+    model's input (``max_new_tokens`` kept free in the context). The arguments are
+    `generate`'s. Likelihood scoring (`score_choices`, the lmms-eval plugin's
+    ``loglikelihood``) reads the same prompt that decoding would."""
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     config = model.config
@@ -282,26 +289,117 @@ def generate(
         fit=fit,
     )
     timings["prompt"] = time.perf_counter() - clock
+    channels = ["frames"] + [c for c in ("ocr", said) if any(c == x[1] for x in channel_text)]
+    return PreparedPrompt(assembled, clip, compressed, channels, channel_text, timings)
 
+
+def generate(
+    model: LongVideoLM,
+    video: str | os.PathLike[str],
+    question: str,
+    sampler: Sampler | None = None,
+    *,
+    max_new_tokens: int = 64,
+    timestamps: bool | None = None,
+    fit: FitPolicy = "error",
+    compressor: str | None = None,
+    chunk_size: int = 16,
+    on_text: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
+    subtitles: str | os.PathLike[str] | Subtitles | None = None,
+    alignment: str = "longvid",
+    fit_frames: bool = False,
+    preset: str | None = None,
+    cache: bool = True,
+    ocr: bool = False,
+    choices: list[str] | None = None,
+) -> Answer:
+    """Answer ``question`` about ``video`` with ``model`` (greedy decoding).
+
+    ``sampler`` defaults to ``fps(1.0, max_frames=32)``. ``compressor`` replaces the model's
+    compressor with a freshly built one of that name (default parameters; a compressor with
+    weights then has random ones). ``timestamps=True`` puts "frame at 12.5 s:" before each
+    frame's tokens (None: as the model was trained, ``config.timestamps``).
+    ``fit="drop_frames"`` drops frames evenly when the prompt would not fit the context (else
+    `ContextOverflowError`). ``progress(done, total)`` follows the vision tower over the frames.
+
+    ``subtitles`` (a subtitle file, loaded `Subtitles`, or ``"auto"`` where
+    `longvid.io.speech` is installed) are interleaved MiniGPT4-Video style: each frame followed
+    by the text said since the previous one, in the template's subtitle format, capped at a
+    quarter of the context in tokens of the model's tokenizer. ``alignment`` picks the frames
+    and captions (`longvid.io.subtitle_alignment`: ``"longvid"``, the default, uses
+    ``sampler``; a ``"minigpt4video-*"`` reference path replaces it). ``fit_frames=True``
+    replaces the sampler by ``uniform(N)`` with N from `longvid.prompting.budget.
+    frames_for_budget` (the context, the compressor's tokens per frame, the prompt text, the
+    subtitle budget and ``max_new_tokens``), so any video fits any model. ``preset`` names a
+    decoding preset (`longvid.prompting.minigpt4video.GENERATION_PRESETS`); the default is the
+    template's (MiniGPT4-Video: greedy with ``repetition_penalty=1.5``), else greedy.
+
+    ``cache=True`` takes the vision features from the on-disk feature cache
+    (`longvid.encoders.feature_cache`, keyed by file, sampler and tower weights), computing and
+    storing them on a miss, so asking again about the same video skips decoding and the tower
+    (the ``decode`` timing then holds the cache read, ``encode`` nothing).
+
+    ``ocr=True`` adds the on-screen text channel: `longvid.io.ocr.read_frames` on the sampled
+    frames (decoded again when the feature cache supplied their features; frames that barely
+    changed or hold no text edges are not OCRed), of which each frame gets only the text that was
+    not on the previous one. Each frame's caption then names its time and channels, e.g.
+    ``[12.0 s] on screen: "OPEN" | said: "hello there"``, in the same caption slot and under the
+    same quarter-context token budget as subtitles (without OCR, subtitles keep the plain form
+    above). Only with ``alignment="longvid"`` (the reference paths reproduce the reference).
+    The ``ocr`` timing holds the OCR and that second decode.
+
+    ``choices`` makes it a multiple-choice answer: instead of decoding, every choice is scored
+    as the whole answer (`score_choices`) and ``text`` is the most likely one; ask the question
+    as an open one (the choices are not shown to the model).
+    """
+    prepared = prepare_prompt(
+        model,
+        video,
+        question,
+        sampler,
+        max_new_tokens=max_new_tokens,
+        timestamps=timestamps,
+        fit=fit,
+        compressor=compressor,
+        chunk_size=chunk_size,
+        progress=progress,
+        subtitles=subtitles,
+        alignment=alignment,
+        fit_frames=fit_frames,
+        cache=cache,
+        ocr=ocr,
+    )
+    assembled, clip, compressed = prepared.assembled, prepared.clip, prepared.compressed
+    timings, config = prepared.timings, model.config
+    template = get_template(config.chat_template)
     clock = time.perf_counter()
-    tokenizer = model.tokenizer
-    stop_ids = [tokenizer.convert_tokens_to_ids(s) for s in template.stop_strings]
-    stop_ids = [i for i in stop_ids if isinstance(i, int) and i != tokenizer.unk_token_id]
-    with warnings.catch_warnings():
-        # The prompt is embeddings only, so a repetition penalty (MiniGPT4-Video's preset)
-        # sees the generated tokens alone, exactly as in the reference: not worth a warning.
-        warnings.filterwarnings("ignore", message="Passing `repetition_penalty`")
-        output = model.language_model.generate(
-            inputs_embeds=assembled.inputs_embeds,
-            attention_mask=assembled.attention_mask,
-            max_new_tokens=max_new_tokens,
-            **_preset_kwargs(preset, config.chat_template),
-            eos_token_id=stop_ids or tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            streamer=_TextStreamer(tokenizer, on_text) if on_text is not None else None,
-        )
-    new_ids = output[0]
-    text = tokenizer.decode(new_ids, skip_special_tokens=True)
+    choice_scores = None
+    if choices is not None:
+        choice_scores = score_choices(model, assembled.inputs_embeds, choices)
+        text = choices[int(np.argmax(choice_scores))].strip()
+        new_ids = np.zeros(0, dtype=np.int64)
+        if on_text is not None:
+            on_text(text)
+    else:
+        tokenizer = model.tokenizer
+        stop_ids = [tokenizer.convert_tokens_to_ids(s) for s in template.stop_strings]
+        stop_ids = [i for i in stop_ids if isinstance(i, int) and i != tokenizer.unk_token_id]
+        with warnings.catch_warnings():
+            # The prompt is embeddings only, so a repetition penalty (MiniGPT4-Video's preset)
+            # sees the generated tokens alone, exactly as in the reference: not worth a warning.
+            warnings.filterwarnings("ignore", message="Passing `repetition_penalty`")
+            output = model.language_model.generate(
+                inputs_embeds=assembled.inputs_embeds,
+                attention_mask=assembled.attention_mask,
+                max_new_tokens=max_new_tokens,
+                **_preset_kwargs(preset, config.chat_template),
+                eos_token_id=stop_ids or tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+                streamer=_TextStreamer(tokenizer, on_text) if on_text is not None else None,
+            )
+        new_ids = output[0]
+        text = tokenizer.decode(new_ids, skip_special_tokens=True)
     timings["generate"] = time.perf_counter() - clock
 
     kept = list(assembled.frames) or list(range(len(clip.indices)))
@@ -319,8 +417,9 @@ def generate(
         relevance=_frame_relevance(compressed.relevance),
         relevance_times=None if compressed.relevance is None else clip.timestamps.tolist(),
         prompt_layout=_describe(assembled.prompt),
-        channels=["frames"] + [c for c in ("ocr", said) if any(c == x[1] for x in channel_text)],
-        channel_text=channel_text,
+        channels=prepared.channels,
+        channel_text=prepared.channel_text,
+        choice_scores=choice_scores,
     )
 
 

@@ -75,7 +75,57 @@ def test_generate_until_through_model_interface(assets: Path, tmp_path: Path) ->
     answers = model.generate_until(_instances("sample", docs, {"max_new_tokens": 3}))
     assert len(answers) == 1 and all(isinstance(a, str) for a in answers)
     with pytest.raises(NotImplementedError):
-        model.loglikelihood([])
+        model.generate_until_multi_round([])
+
+
+def test_loglikelihood_scores_options_on_one_shared_prompt(
+    assets: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lmms-eval's ``multiple_choice`` requests: one per option, a loss each (smaller is
+    likelier), the options of one question scored on one prompt."""
+    import longvid.generate
+    from longvid.io.video import uniform
+
+    docs = _docs(write_local_task(SAMPLE_DATASET, tmp_path, assets=assets))[:2]
+    model = get_model("longvid").create_from_arg_string("pretrained=tiny-longva,frames=3", {})
+    model.task_dict = {"sample": {"test": docs}}
+    prepared: list[str] = []
+    prepare = longvid.generate.prepare_prompt
+
+    def counting(lm, video, question, *args, **kwargs):
+        prepared.append(question)
+        return prepare(lm, video, question, *args, **kwargs)
+
+    monkeypatch.setattr(longvid.generate, "prepare_prompt", counting)
+    options = [" A", " B", " C", " D"]
+    requests = [
+        Instance(
+            request_type="loglikelihood",
+            arguments=(doc["prompt"], option, lambda d: [d["video"]], k, "sample", "test"),
+            idx=i,
+            metadata={"task": "sample", "doc_id": k, "repeats": 1},
+        )
+        for k, doc in enumerate(docs)
+        for i, option in enumerate(options)
+    ]
+    requests.append(
+        Instance(
+            request_type="loglikelihood",
+            arguments=(docs[0]["prompt"], lambda d: " " + d["answer"], lambda d: [d["video"]])
+            + (0, "sample", "test"),
+            idx=0,
+            metadata={"task": "sample", "doc_id": 0, "repeats": 1},
+        )
+    )
+    results = model.loglikelihood(requests)
+    assert prepared == [docs[0]["prompt"], docs[1]["prompt"]]  # one prompt per question
+    embeds = prepare(
+        model.model, docs[1]["video"], docs[1]["prompt"], uniform(3), timestamps=False
+    ).assembled.inputs_embeds
+    expected = model.model.continuation_logprobs(embeds, options)
+    for (loss, greedy), (logprob, is_greedy) in zip(results[4:8], expected, strict=True):
+        assert loss == pytest.approx(-logprob, rel=1e-5) and loss > 0 and greedy == is_greedy
+    assert results[8] == results[options.index(" " + docs[0]["answer"])]
 
 
 def test_until_and_visual_checks(monkeypatch: pytest.MonkeyPatch) -> None:

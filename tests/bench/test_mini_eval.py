@@ -124,6 +124,35 @@ def test_evaluate_qa_reports_each_kind_and_form(student):
     assert report.accuracy(kind="count") != report.accuracy(kind="count")  # NaN: none asked
 
 
+def test_options_scoring_takes_the_most_likely_option_of_the_open_question(student):
+    from longvid.generate import score_choices
+    from longvid.train.mini import Example, prompt_embeds
+    from longvid.train.videoqa import LETTERS, open_prompt
+
+    kwargs = dict(n_per_kind=2, text_channels=False, n_frames=6, kinds=["what"])
+    report = me.evaluate_qa(student, mc_scoring="options", max_new_tokens=2, **kwargs)
+    by_letter = me.evaluate_qa(student, mc_scoring="letter", max_new_tokens=2, **kwargs)
+    samples = list(me.qa_samples(2, text_channels=False, n_frames=6, kinds=["what"]))
+    assert len(report.items) == len(samples) == 4
+    for item, letter_item, sample in zip(report.items, by_letter.items, samples, strict=True):
+        assert item.seed == letter_item.seed == sample.seed
+        if sample.options is None:  # open questions are asked the same way
+            assert item.predicted == letter_item.predicted and item.prefill_s > 0
+            continue
+        question = open_prompt(sample.question)
+        assert item.question == question != letter_item.question
+        example = Example(sample.frames, list(sample.timestamps), question, sample.answer)
+        scores = score_choices(student, prompt_embeds(student, example)[0], sample.options)
+        best = int(np.argmax(scores))
+        assert item.predicted == f"{LETTERS[best]}. {sample.options[best]}"
+        assert item.correct == (LETTERS[best] == sample.answer)
+        assert item.text_only.split(". ", 1)[1] in sample.options
+        assert np.isnan(item.prefill_s)
+    assert report.mean_prefill_s > 0  # the open questions' prefill only
+    with pytest.raises(ConfigError, match="mc_scoring"):
+        me.evaluate_qa(student, mc_scoring="logits", **kwargs)
+
+
 def test_text_only_baseline_has_no_visual_tokens(student):
     question = "What word was written on the card?\nAnswer with a word or a short phrase."
     embeds, visual = me.text_only_embeds(student, question)

@@ -237,3 +237,41 @@ def test_sharded_safetensors_with_index(tiny: LongVideoLM, saved: Path, tmp_path
         weight_map.update(dict.fromkeys(part, file))
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     assert torch.equal(_logits(LongVideoLM.from_pretrained(tmp_path)), _logits(tiny))
+
+
+# -- scoring continuations -----------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_continuation_logprobs_match_a_full_forward_pass(tiny: LongVideoLM) -> None:
+    from longvid.prompting.tokenizer import byte_level_tokenizer
+
+    tiny.tokenizer = byte_level_tokenizer()
+    try:
+        torch.manual_seed(0)
+        prompt = torch.randn(1, 9, tiny.language_model.config.hidden_size)
+        texts = ["x", "lemon", "a longer answer<|im_end|>"]
+        scored = tiny.continuation_logprobs(prompt, texts)
+        for text, (logprob, greedy) in zip(texts, scored, strict=True):
+            ids = torch.tensor(tiny.tokenizer(text, add_special_tokens=False)["input_ids"])
+            whole = torch.cat([prompt, tiny.embed_tokens(ids)[None]], dim=1)
+            logits = tiny(inputs_embeds=whole).logits[0, 8:-1].log_softmax(-1)
+            expected = logits.gather(1, ids[:, None]).sum()
+            assert logprob == pytest.approx(float(expected), abs=1e-4)
+            assert greedy == bool((logits.argmax(-1) == ids).all())
+        # With "o" made the top token everywhere, greedy decoding writes "oo", not "ok".
+        boost = torch.zeros(tiny.language_model.config.vocab_size)
+        boost[ord("o")] = 100.0
+        head = tiny.language_model.get_output_embeddings()
+        hook = head.register_forward_hook(lambda module, inputs, output: output + boost)
+        try:
+            (_, oo), (_, ok) = tiny.continuation_logprobs(prompt, ["oo", "ok"])
+        finally:
+            hook.remove()
+        assert oo and not ok
+        with pytest.raises(ConfigError, match="at least one token"):
+            tiny.continuation_logprobs(prompt, ["ok", ""])
+        with pytest.raises(ConfigError, match=r"\(1, L, D\)"):
+            tiny.continuation_logprobs(prompt[0], ["ok"])
+    finally:
+        tiny.tokenizer = None

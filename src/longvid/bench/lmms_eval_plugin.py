@@ -18,7 +18,13 @@ device.
 
 Visuals: a request's ``doc_to_visual`` must give video file paths (lmms-eval's video tasks
 do); image-only requests are refused with a `ConfigError`. Each request's ``until`` strings cut
-the answer. Log-likelihood and multi-round requests are not supported (`NotImplementedError`).
+the answer. ``loglikelihood`` requests (what lmms-eval's ``multiple_choice`` and
+``loglikelihood`` tasks send) are scored on the same video prompt: the continuation's summed
+negative log-likelihood and whether greedy decoding writes it. lmms-eval 0.7.3's evaluator
+itself cannot finish such a task with any model yet: `lmms_eval.api.instance.
+unwrap_generation_output` turns each ``(float, bool)`` answer into a string before scoring, so
+``multiple_choice`` scoring fails to unpack it; the plugin is tested through the model
+interface. Multi-round requests are not supported (`NotImplementedError`).
 
 Install: lmms-eval 0.7.3 declares torchvision, ``av<16``, wandb, yt-dlp and more among its
 requirements, so a plain install would replace the CPU torch and downgrade PyAV; ``make
@@ -128,26 +134,65 @@ class LongvidLMM(lmms):
                 text = text.split(stop)[0]
         return text
 
+    def _video(self, doc_to_visual: Any, task: str, split: str, doc_id: int) -> str:
+        """The one video file of a request's doc; a `ConfigError` for anything else."""
+        visuals = doc_to_visual(self.task_dict[task][split][doc_id])
+        videos = _video_paths(visuals)
+        if len(videos) != 1:
+            raise ConfigError(
+                f"lmms-eval task {task!r}, doc {doc_id}: the longvid model takes exactly one "
+                f"video file per request, got {len(videos)} (visuals: {type(visuals).__name__})"
+            )
+        return videos[0]
+
     def generate_until(self, requests: list[Any]) -> list[str]:
         """One answer per `Instance`; ``arguments`` are lmms-eval's ``(context,
         generation_kwargs, doc_to_visual, doc_id, task, split)``."""
         answers: list[str] = []
         for request in requests:
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
-            visuals = doc_to_visual(self.task_dict[task][split][doc_id])
-            videos = _video_paths(visuals)
-            if len(videos) != 1:
-                raise ConfigError(
-                    f"lmms-eval task {task!r}, doc {doc_id}: the longvid model takes exactly one "
-                    f"video file per request, got {len(videos)} (visuals: {type(visuals).__name__})"
-                )
-            text = self._answer(str(context), videos[0], dict(gen_kwargs or {}))
+            video = self._video(doc_to_visual, task, split, doc_id)
+            text = self._answer(str(context), video, dict(gen_kwargs or {}))
             answers.append(text)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
         return answers
 
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-        raise NotImplementedError("the longvid lmms-eval model answers generate_until tasks only")
+        """Per `Instance` (``arguments``: ``(context, continuation or doc_to_target,
+        doc_to_visual, doc_id, task, split)``): the continuation's negative log-likelihood,
+        summed over its tokens, after the video prompt of the context, and whether greedy
+        decoding would write it. A loss rather than a log-probability, because lmms-eval's
+        ``multiple_choice`` tasks take the option with the *smallest* first value (its own
+        models return losses). Requests that share a video and context (a question's options)
+        share one prompt and one prefill (`LongVideoLM.continuation_logprobs`)."""
+        from longvid.generate import prepare_prompt
+        from longvid.io.video import uniform
+
+        groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for k, request in enumerate(requests):
+            context, target, doc_to_visual, doc_id, task, split = request.args
+            doc = self.task_dict[task][split][doc_id]
+            continuation = target if isinstance(target, str) else str(target(doc))
+            video = self._video(doc_to_visual, task, split, doc_id)
+            groups.setdefault((video, str(context)), []).append((k, continuation))
+        results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
+        for (video, context), members in groups.items():
+            prepared = prepare_prompt(
+                self.model,
+                video,
+                context,
+                uniform(self.frames),
+                max_new_tokens=0,
+                timestamps=self.timestamps,
+                fit=self.fit,  # type: ignore[arg-type]
+                compressor=self.compressor,
+            )
+            embeds = prepared.assembled.inputs_embeds
+            scored = self.model.continuation_logprobs(embeds, [c for _, c in members])
+            for (k, continuation), (logprob, greedy) in zip(members, scored, strict=True):
+                results[k] = (-logprob, greedy)
+                self.cache_hook.add_partial("loglikelihood", (context, continuation), results[k])
+        return results
 
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
         raise NotImplementedError("the longvid lmms-eval model answers single-round tasks only")

@@ -154,12 +154,20 @@ def _greedy(model: LongVideoLM, embeds: Tensor, max_new_tokens: int) -> tuple[st
         if token == eos or any(s in text for s in stops):
             break
         step = torch.tensor([[token]], device=embeds.device)
-        out = lm(input_ids=step, past_key_values=out.past_key_values, use_cache=True)
+        out = lm(input_ids=step, cache=out.cache, use_cache=True)
     for stop in stops:
         text = text.split(stop)[0]
     if tokenizer.eos_token:
         text = text.split(tokenizer.eos_token)[0]
     return text.strip(), prefill
+
+
+def _choose(model: LongVideoLM, embeds: Tensor, options: list[str]) -> str:
+    """The most likely option as ``"B. lemon"`` (`longvid.generate.score_choices`)."""
+    from longvid.generate import score_choices
+
+    best = int(np.argmax(score_choices(model, embeds, options)))
+    return f"{videoqa.LETTERS[best]}. {options[best]}"
 
 
 def _ocr_captions(model: LongVideoLM, example: Example) -> list[str | None]:
@@ -226,7 +234,8 @@ def _captioned_embeds(model: LongVideoLM, example: Example, captions: list[str |
 @dataclass
 class QAItem:
     """One test question: what was asked and expected, the model's and the text-only
-    baseline's answers, chance, prompt length and prefill seconds of the video prompt."""
+    baseline's answers, chance, prompt length and prefill seconds of the video prompt (NaN
+    where the options were scored instead of an answer decoded)."""
 
     seed: int
     kind: str
@@ -306,11 +315,14 @@ class QAReport:
 
     @property
     def mean_prefill_s(self) -> float:
-        """Mean prefill seconds of the video prompts."""
-        return float(np.mean([i.prefill_s for i in self.items])) if self.items else math.nan
+        """Mean prefill seconds of the video prompts that were decoded from; NaN if none."""
+        timed = [i.prefill_s for i in self.items if not math.isnan(i.prefill_s)]
+        return float(np.mean(timed)) if timed else math.nan
 
 
 _METHODS = ("model", "text_only", "chance")
+MC_SCORING = ("letter", "options")
+"""How `evaluate_qa` answers multiple choice: the decoded letter, or the most likely option."""
 
 
 def qa_samples(
@@ -368,6 +380,7 @@ def evaluate_qa(
     ocr: bool = True,
     max_new_tokens: int = 8,
     kinds: Sequence[str] | None = None,
+    mc_scoring: str = "letter",
 ) -> QAReport:
     """Held-out QA accuracy of ``model`` per question kind and form, with the chance and
     text-only baselines on the same questions.
@@ -376,7 +389,14 @@ def evaluate_qa(
     subtitle channel interleaved after each frame, plus (``ocr=True``) the frames' on-screen
     text read by OCR, in ``generate(ocr=True)``'s caption form; ``ocr=False`` gives exactly the
     training prompt's plain subtitle captions. ``kinds`` limits the question kinds.
+
+    ``mc_scoring`` is how multiple-choice questions are answered, by the model and the text-only
+    baseline alike: ``"letter"`` (the training prompt, lettered options, the letter decoded
+    greedily) or ``"options"`` (the cloze form: the question asked open, each option scored as
+    the whole answer by `longvid.generate.score_choices`, the most likely one taken).
     """
+    if mc_scoring not in MC_SCORING:
+        raise ConfigError(f"unknown mc_scoring {mc_scoring!r} (one of {MC_SCORING})")
     report = QAReport(text_channels, n_frames)
     for sample in qa_samples(
         n_per_kind,
@@ -386,10 +406,12 @@ def evaluate_qa(
         seed=seed,
         kinds=kinds,
     ):
+        mc = sample.options is not None
+        cloze = mc and mc_scoring == "options"
         example = Example(
             sample.frames,
             list(sample.timestamps),
-            sample.prompt(),
+            open_prompt(sample.question) if cloze else sample.prompt(),
             sample.answer,
             list(sample.subtitles) if text_channels else None,
         )
@@ -397,10 +419,13 @@ def evaluate_qa(
             embeds = _captioned_embeds(model, example, _ocr_captions(model, example))
         else:
             embeds, _ = prompt_embeds(model, example)
-        predicted, prefill = _greedy(model, embeds, max_new_tokens)
         blind, _ = text_only_embeds(model, example.question)
-        text_only = greedy_answer(model, blind, max_new_tokens)
-        mc = sample.options is not None
+        if cloze:
+            predicted, prefill = _choose(model, embeds, sample.options), math.nan
+            text_only = _choose(model, blind, sample.options)
+        else:
+            predicted, prefill = _greedy(model, embeds, max_new_tokens)
+            text_only = greedy_answer(model, blind, max_new_tokens)
         report.items.append(
             QAItem(
                 seed=sample.seed,

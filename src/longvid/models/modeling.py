@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,7 @@ class LongVideoLM(nn.Module):
     ) -> Any:
         """Run the language model (on ids, or on assembled ``inputs_embeds``).
 
-        Returns transformers' ``CausalLMOutputWithPast`` (``.logits``, ``.past_key_values``).
+        Returns transformers' ``CausalLMOutputWithPast`` (``.logits``, ``.cache``).
         ``attention_mask`` marks real positions; extra keyword arguments go to the LLM.
         """
         return self.language_model(
@@ -249,6 +249,39 @@ class LongVideoLM(nn.Module):
             position_ids=position_ids,
             **kwargs,
         )
+
+    @torch.no_grad()
+    def continuation_logprobs(
+        self, inputs_embeds: Tensor, continuations: Sequence[str]
+    ) -> list[tuple[float, bool]]:
+        """How likely each text is to follow the prompt ``inputs_embeds (1, L, D)``: the
+        summed log-probability of its tokens, and whether greedy decoding would have written
+        exactly those tokens (lmms-eval's ``loglikelihood`` pair). Scoring the options of a
+        multiple-choice question this way (the cloze form) asks nothing of a small model's
+        grasp of option letters. One prefill; every text reuses its key-value cache."""
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[0] != 1:
+            raise ConfigError(f"inputs_embeds must be (1, L, D), got {tuple(inputs_embeds.shape)}")
+        texts = list(continuations)
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        empty = [t for t, i in zip(texts, ids, strict=True) if not i]
+        if empty:
+            raise ConfigError(f"continuations must have at least one token, got {empty!r}")
+        prefill = self.language_model(inputs_embeds=inputs_embeds, use_cache=True)
+        cache = prefill.cache
+        first = prefill.logits[0, -1].float().log_softmax(-1)
+        scored = []
+        for tokens in ids:
+            target = torch.tensor(tokens, device=inputs_embeds.device)
+            logprobs = first[None]
+            if len(tokens) > 1:
+                rest = self.language_model(
+                    input_ids=target[None, :-1], cache=cache, use_cache=True
+                ).logits[0]
+                cache.crop(-(len(tokens) - 1))  # back to the prompt alone
+                logprobs = torch.cat([logprobs, rest.float().log_softmax(-1)])
+            total = float(logprobs.gather(1, target[:, None]).sum())
+            scored.append((total, bool((logprobs.argmax(-1) == target).all())))
+        return scored
 
     # -- checkpoints -------------------------------------------------------------------------
 
