@@ -194,9 +194,12 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
     console.rule(f"{NAMES[compressor]} ({compressor})")
     model = load(compressor, args.untrained)
     common = {"n_per_kind": args.n_per_kind, "n_frames": args.qa_frames, "seed": args.seed}
+    common["mc_scoring"] = args.mc_scoring
     off = mini_eval.evaluate_qa(model, text_channels=False, **common)
     on = mini_eval.evaluate_qa(model, text_channels=True, **common)
     console.print(qa_table(compressor, off, on))
+    common["mc_scoring"] = other_scoring(args.mc_scoring)
+    what_other = mini_eval.evaluate_qa(model, text_channels=False, kinds=["what"], **common)
     vniah = run_vniah(model, compressor, args, console)
     return {
         "compressor": compressor,
@@ -207,6 +210,8 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
         "qa_on": on.accuracy(),
         "what": off.what,
         "what_on": on.what,
+        "mc_scoring": args.mc_scoring,
+        "what_other": what_other.what,
         "text_only": off.accuracy("text_only"),
         "chance": off.accuracy("chance"),
         "vniah": {f: v["average"] for f, v in vniah.items()},
@@ -221,11 +226,15 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
     }
 
 
-def summary(rows: list[dict[str, Any]], factors: list[float]) -> Table:
+def other_scoring(mc_scoring: str) -> str:
+    """The multiple-choice scoring a run reports beside its own, for the "what" questions."""
+    return "letter" if mc_scoring == "options" else "options"
+
+
+def summary(rows: list[dict[str, Any]], factors: list[float], mc_scoring: str) -> Table:
     """One row per compressor: tokens, accuracy, V-NIAH, prefill and memory."""
     table = Table(title="longvid-mini: measured targets")
-    cols = ["model", "tok/frame", "QA frames", "QA +text", '"what"', "text-only", "chance"]
-    cols += [f"V-NIAH x{f:g}" for f in factors] + ["prefill s", "peak RSS MB"]
+    cols = _summary_header(factors, mc_scoring)
     for col in cols:
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
@@ -241,6 +250,7 @@ def summary_cells(r: dict[str, Any], factors: list[float]) -> list[str]:
         f"{r['qa_off']:.1%}",
         f"{r['qa_on']:.1%}",
         f"{r['what']:.1%}",
+        f"{r['what_other']:.1%}",
         f"{r['text_only']:.1%}",
         f"{r['chance']:.1%}",
         *[f"{r['vniah'][f]:.1%}" if f in r["vniah"] else "-" for f in factors],
@@ -259,9 +269,17 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"Run on {date.today().isoformat()}; {cpu}, torch {torch.__version__} (CPU, "
         f"{torch.get_num_threads()} threads). Held-out QA: test-split questions (how many per "
         f"kind and form: under each model), {args.qa_frames} frames, greedy answers from the "
-        "training prompt, normalised exact match (the letter for multiple choice). `QA frames`: "
+        "training prompt, normalised exact match; multiple choice "
+        + (
+            "by options (the cloze form: the question asked open, each option scored as the "
+            "whole answer, the likeliest taken)"
+            if args.mc_scoring == "options"
+            else "by letter (the option letter decoded from the lettered prompt)"
+        )
+        + ". `QA frames`: "
         "text channels off (no subtitle questions); `QA +text`: subtitles and OCR of the "
-        'on-screen text on; `"what"`: which-word questions, channels off (target >= 90%); '
+        'on-screen text on; `"what"`: which-word questions, channels off (target >= 90%), '
+        f"the second such column with multiple choice by {other_scoring(args.mc_scoring)}; "
         "text-only: the same LLM and LoRA with zero visual tokens; chance: 1/options "
         "(0 for open answers). V-NIAH: word cards in the test split's footage, "
         "needle words, frame counts and depths under each model, teacher-forced, mean over "
@@ -269,8 +287,8 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "the forward pass over a QA prompt (channels off). Peak RSS: the process's high-water "
         "mark after that model's run (cumulative over the run).",
         "",
-        "| " + " | ".join(_summary_header(factors)) + " |",
-        "|---|" + "---:|" * (len(_summary_header(factors)) - 1),
+        "| " + " | ".join(_summary_header(factors, args.mc_scoring)) + " |",
+        "|---|" + "---:|" * (len(_summary_header(factors, args.mc_scoring)) - 1),
     ]
     lines += ["| " + " | ".join(summary_cells(r, factors)) + " |" for r in rows]
     for r in rows:
@@ -296,13 +314,14 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary_header(factors: list[float]) -> list[str]:
+def _summary_header(factors: list[float], mc_scoring: str) -> list[str]:
     return [
         "model",
         "tokens/frame",
         "QA frames",
         "QA +text",
-        '"what"',
+        f'"what", mc by {mc_scoring}',
+        f'"what", mc by {other_scoring(mc_scoring)}',
         "text-only",
         "chance",
         *[f"V-NIAH RoPE x{f:g}" for f in factors],
@@ -325,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-per-kind", type=int, default=5)
     parser.add_argument("--qa-frames", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--mc-scoring",
+        choices=mini_eval.MC_SCORING,
+        default="options",
+        help="how multiple choice is answered (the other way is reported for 'what' too)",
+    )
     parser.add_argument(
         "--vniah-frames", type=_ints, default=None, help="e.g. 8,64,192 (default: auto)"
     )
@@ -369,7 +394,14 @@ def main(argv: list[str] | None = None) -> int:
         else save_row(measure(c, args, console))
         for c in compressors
     ]
-    console.print(summary(rows, args.rope_factors))
+    mixed = [r["name"] for r in rows if r.get("mc_scoring", "letter") != args.mc_scoring]
+    if mixed:
+        console.print(
+            f"--reuse: {', '.join(mixed)} was measured with multiple choice scored otherwise "
+            f"than --mc-scoring {args.mc_scoring}: measure it again or pass its scoring"
+        )
+        return 1
+    console.print(summary(rows, args.rope_factors, args.mc_scoring))
     if not args.no_write:
         write_section(markdown(rows, args), HEADING, DOCS_FILE)
         console.print(f"written to {DOCS_FILE.relative_to(REPO_ROOT)}")

@@ -39,18 +39,18 @@ def test_a_row_splits_forms_and_keeps_the_baseline(which_word) -> None:
         _item(ordinal, False, True, True),
         _item(colour, False, False, False),
     ]
-    expected = ["m", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]
-    assert which_word.row("m", items) == expected
+    expected = ["m", "options", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]
+    assert which_word.row("m", "options", items) == expected
 
 
 def test_its_section_is_one_table_under_its_heading(which_word, tmp_path) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
-    rows = [["m", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]]
+    rows = [["m", "letter", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]]
     which_word.write_table_section(
         which_word.HEADING, "python x.py", "About it.", list(which_word.COLUMNS), rows, path=doc
     )
     text = doc.read_text()
     assert "## Other\n\nkept" in text and text.count(which_word.HEADING) == 1
     assert "`python x.py`. About it." in text
-    assert "|---|---:|---:|---:|---:|---:|---:|\n| m | 50% (2) | 100% (1) |" in text
+    assert "|---|---:|---:|---:|---:|---:|---:|---:|\n| m | letter | 50% (2) | 100% (1) |" in text
