@@ -30,7 +30,14 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _docs import write_table_section  # noqa: E402
 
-from longvid.bench.mini_eval import MC_SCORING, QAItem, evaluate_qa  # noqa: E402
+from longvid.bench.mini_eval import (  # noqa: E402
+    MC_SCORING,
+    QAItem,
+    evaluate_qa,
+    normalise_answer,
+    qa_samples,
+)
+from longvid.train.videoqa import VideoQASample  # noqa: E402
 
 HEADING = "## Which-word questions by form (benchmarks/which_word.py)"
 COLOUR_FORM = re.compile(r"What word was written on the \w+ card\?")
@@ -44,6 +51,7 @@ COLUMNS = (
     "colour open",
     "all",
     "text-only",
+    "wrong open: another card",
 )
 
 
@@ -70,15 +78,38 @@ def cell(items: list[QAItem]) -> str:
     return f"{100 * sum(i.correct for i in items) / len(items):.0f}% ({len(items)})"
 
 
-def row(label: str, mc_scoring: str, items: list[QAItem]) -> list[str]:
-    """One table row: each form x (mc, open), all items, and the text-only baseline."""
+def another_card(items: list[QAItem], samples: list[VideoQASample]) -> str:
+    """Of the wrong open answers, how many name the word of another card in the clip (a card
+    read but the wrong one picked) rather than a word the clip does not show, e.g. ``6 of 14``."""
+    if [i.seed for i in items] != [s.seed for s in samples]:
+        raise ValueError("the items and samples are not the same questions")
+    wrong = [(i, s) for i, s in zip(items, samples, strict=True) if not i.multiple_choice]
+    wrong = [(i, s) for i, s in wrong if not i.correct]
+    shown = [
+        normalise_answer(i.predicted) in {e.card.word for e in s.timeline.cards} for i, s in wrong
+    ]
+    return f"{sum(shown)} of {len(shown)}"
+
+
+def row(
+    label: str, mc_scoring: str, items: list[QAItem], samples: list[VideoQASample]
+) -> list[str]:
+    """One table row: each form x (mc, open), all items, the text-only baseline, and where
+    the wrong open answers came from (`another_card`)."""
     cells = [
         cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
         for form in FORMS
         for mc in (True, False)
     ]
     blind = sum(i.text_only_correct for i in items) / len(items)
-    return [label, mc_scoring, *cells, cell(items), f"{100 * blind:.0f}%"]
+    return [
+        label,
+        mc_scoring,
+        *cells,
+        cell(items),
+        f"{100 * blind:.0f}%",
+        another_card(items, samples),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "model" else "right")
     rows = []
+    samples = list(qa_samples(args.n_per_form, text_channels=False, kinds=["what"]))
     for spec in args.models:
         label, model = load(spec)
         for scoring in args.mc_scoring:
@@ -103,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 kinds=["what"],
                 mc_scoring=scoring,
             )
-            rows.append(row(label, scoring, report.items))
+            rows.append(row(label, scoring, report.items, samples))
             table.add_row(*rows[-1])
             console.print(f"{label}, multiple choice by {scoring}: done")
     console.print(table)
@@ -116,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         text += "`letter`, the option letter decoded from the lettered prompt the model trained "
         text += "on; `options`, the cloze form: the question asked open and each option scored "
         text += "as the whole answer (`longvid.generate.score_choices`), the most likely taken. "
-        text += "Open questions are asked the same way in both rows."
+        text += "Open questions are asked the same way in both rows; `wrong open: another "
+        text += "card`: of the open answers that were wrong, those naming the word of another "
+        text += "card in the clip (the rest name a word the clip never shows)."
         write_table_section(HEADING, command, text, list(COLUMNS), rows)
     return 0
 

@@ -26,31 +26,39 @@ def test_every_which_word_question_has_its_form(which_word) -> None:
     assert set(forms) == {"ordinal", "colour"}
 
 
-def _item(question: str, mc: bool, correct: bool, blind: bool) -> QAItem:
-    return QAItem(0, "what", mc, question, "A", "A", correct, "B", blind, 0.25, 10, 0.1)
+def _item(
+    seed: int, question: str, mc: bool, correct: bool, blind: bool, said: str = "A"
+) -> QAItem:
+    return QAItem(seed, "what", mc, question, "A", said, correct, "B", blind, 0.25, 10, 0.1)
 
 
 def test_a_row_splits_forms_and_keeps_the_baseline(which_word) -> None:
     colour = "What word was written on the red card?"
     ordinal = "What was the first word shown on a card?"
+    seeds = split_seeds("test", 5)
+    samples = [make_sample(s, "test", kind="what", n_frames=8, size=32) for s in seeds]
+    shown = samples[3].timeline.cards[0].card.word
     items = [
-        _item(ordinal, True, True, False),
-        _item(ordinal, True, False, False),
-        _item(ordinal, False, True, True),
-        _item(colour, False, False, False),
+        _item(seeds[0], ordinal, True, True, False),
+        _item(seeds[1], ordinal, True, False, False),
+        _item(seeds[2], ordinal, False, True, True),
+        _item(seeds[3], colour, False, False, False, said=f" {shown.upper()}."),
+        _item(seeds[4], colour, False, False, False, said="unicorn"),
     ]
-    expected = ["m", "options", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]
-    assert which_word.row("m", "options", items) == expected
+    expected = ["m", "options", "50% (2)", "100% (1)", "-", "0% (2)", "40% (5)", "20%", "1 of 2"]
+    assert which_word.row("m", "options", items, samples) == expected
+    with pytest.raises(ValueError, match="not the same questions"):
+        which_word.row("m", "options", items, samples[::-1])
 
 
 def test_its_section_is_one_table_under_its_heading(which_word, tmp_path) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
-    rows = [["m", "letter", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%"]]
+    rows = [["m", "letter", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%", "1 of 1"]]
     which_word.write_table_section(
         which_word.HEADING, "python x.py", "About it.", list(which_word.COLUMNS), rows, path=doc
     )
     text = doc.read_text()
     assert "## Other\n\nkept" in text and text.count(which_word.HEADING) == 1
     assert "`python x.py`. About it." in text
-    assert "|---|---:|---:|---:|---:|---:|---:|---:|\n| m | letter | 50% (2) | 100% (1) |" in text
+    assert "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n| m | letter | 50% (2) |" in text
