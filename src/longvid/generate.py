@@ -293,6 +293,7 @@ def prepare_prompt(
     return PreparedPrompt(assembled, clip, compressed, channels, channel_text, timings)
 
 
+@torch.no_grad()
 def generate(
     model: LongVideoLM,
     video: str | os.PathLike[str],
