@@ -284,7 +284,9 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "(0 for open answers). V-NIAH: word cards in the test split's footage, "
         "needle words, frame counts and depths under each model, teacher-forced, mean over "
         "the grid, per RoPE base factor. Prefill: mean seconds of "
-        "the forward pass over a QA prompt (channels off). Peak RSS: the process's high-water "
+        "the forward pass over a QA prompt that was decoded from (channels off; the open "
+        "questions only when multiple choice is scored by options). Peak RSS: the process's "
+        "high-water "
         "mark after that model's run (cumulative over the run).",
         "",
         "| " + " | ".join(_summary_header(factors, args.mc_scoring)) + " |",
