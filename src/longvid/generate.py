@@ -106,9 +106,15 @@ class PreparedPrompt:
     assembled: AssembledPrompt
     clip: Clip | ClipInfo
     compressed: CompressedVideo
-    channels: list[str]
     channel_text: list[tuple[float, str, str]]
     timings: dict[str, float]
+
+    @property
+    def channels(self) -> list[str]:
+        """What the prompt drew on, as `Answer.channels`: ``"frames"``, then each text
+        channel that put text in it."""
+        named = {channel for _, channel, _ in self.channel_text}
+        return ["frames"] + [c for c in ("ocr", "speech", "subtitles") if c in named]
 
 
 def score_choices(
@@ -136,8 +142,6 @@ def load_model(name_or_dir: str | os.PathLike[str]) -> LongVideoLM:
         model = LongVideoLM.from_pretrained(path)
     else:
         if str(name_or_dir) not in list_configs():
-            from longvid.errors import ConfigError
-
             raise ConfigError(
                 f"{name_or_dir!r} is neither a checkpoint directory nor a registered model "
                 f"(registered: {', '.join(list_configs())})"
@@ -208,8 +212,6 @@ def prepare_prompt(
     captions: list[str | None] | None = None
     channel_text: list[tuple[float, str, str]] = []
     if ocr and alignment != "longvid":
-        from longvid.errors import ConfigError
-
         raise ConfigError(
             f"on-screen text (ocr) needs alignment='longvid', not {alignment!r} (the reference "
             "alignments reproduce MiniGPT4-Video, which reads subtitles only)"
@@ -289,8 +291,7 @@ def prepare_prompt(
         fit=fit,
     )
     timings["prompt"] = time.perf_counter() - clock
-    channels = ["frames"] + [c for c in ("ocr", said) if any(c == x[1] for x in channel_text)]
-    return PreparedPrompt(assembled, clip, compressed, channels, channel_text, timings)
+    return PreparedPrompt(assembled, clip, compressed, channel_text, timings)
 
 
 @torch.no_grad()
@@ -446,8 +447,6 @@ def _load_subtitles(
         import importlib.util
 
         if importlib.util.find_spec("longvid.io.speech") is None:
-            from longvid.errors import ConfigError
-
             raise ConfigError("--subtitles auto needs longvid.io.speech, which is not installed")
         from longvid.io.speech import subtitles_for
 
@@ -565,8 +564,6 @@ def _preset_kwargs(preset: str | None, chat_template: str) -> dict:
     if preset is None:
         preset = "minigpt4video" if chat_template.startswith("minigpt4video") else "greedy"
     if preset not in GENERATION_PRESETS:
-        from longvid.errors import ConfigError
-
         raise ConfigError(
             f"unknown generation preset {preset!r} (known: {', '.join(GENERATION_PRESETS)})"
         )
