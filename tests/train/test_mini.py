@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -285,6 +286,16 @@ def test_from_pretrained_gives_the_trained_model_back(packaged, tmp_path: Path) 
     bare = tmp_path / "bare"
     shutil.copytree(target, bare, ignore=shutil.ignore_patterns("adapter"))
     assert (_logits(LongVideoLM.from_pretrained(bare), example) - expected).abs().max() > 0.05
+
+
+def test_loading_a_package_shows_no_peft_deprecation_warning(packaged) -> None:
+    # peft reads transformers' deprecated is_gradient_checkpointing alias while it wraps the
+    # model; users of `longvid ask` cannot act on that warning, so loading keeps it quiet.
+    _, target = packaged
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LongVideoLM.from_pretrained(target)
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
 
 
 def test_a_package_without_a_base_llm_stores_it_with_lora_merged(tmp_path: Path) -> None:

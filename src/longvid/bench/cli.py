@@ -83,7 +83,7 @@ def vniah_command(
     frames: Annotated[str, typer.Option(help="Frame counts start:stop:step (stop included).")] = (
         "200:3000:200"
     ),
-    depths: Annotated[str, typer.Option(help="Depths start:stop:step (np.arange to stop).")] = (
+    depths: Annotated[str, typer.Option(help="Depths start:stop:step (stop included).")] = (
         "0:1:0.2"
     ),
     out: Annotated[Path, typer.Option(help="Folder for results.jsonl and heatmap.png.")] = Path(
@@ -144,7 +144,7 @@ def textniah_command(
     lengths: Annotated[
         str, typer.Option(help="Haystack lengths in tokens start:stop:step (stop included).")
     ] = "256:1024:256",
-    depths: Annotated[str, typer.Option(help="Depths start:stop:step (np.arange to stop).")] = (
+    depths: Annotated[str, typer.Option(help="Depths start:stop:step (stop included).")] = (
         "0:1:0.1"
     ),
     out: Annotated[Path, typer.Option(help="Folder for results.jsonl and heatmap.png.")] = Path(

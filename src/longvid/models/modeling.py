@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -373,7 +374,8 @@ class LongVideoLM(nn.Module):
         try:
             from peft import PeftModel
 
-            wrapped = PeftModel.from_pretrained(self.language_model, str(adapter))
+            with peft_deprecations_silenced():
+                wrapped = PeftModel.from_pretrained(self.language_model, str(adapter))
             self.language_model = wrapped.merge_and_unload()
         except ImportError:
             raise CheckpointError("a LoRA adapter needs peft (pip install peft)", adapter) from None
@@ -632,6 +634,18 @@ def _config_model_type(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+@contextlib.contextmanager
+def peft_deprecations_silenced() -> Iterator[None]:
+    """Wrapping a model in peft (0.21) reads transformers 5's deprecated
+    ``is_gradient_checkpointing`` alias, whose FutureWarning tells our users nothing they can act
+    on; only that one warning is hidden, and only inside this block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ from longvid.models.modeling import (
     LongVideoLM,
     _is_llm,
     load_checked_state,
+    peft_deprecations_silenced,
 )
 from longvid.models.registry import mini_config
 from longvid.prompting.minigpt4video import video_prompt
@@ -390,7 +391,8 @@ def add_lora(model: LongVideoLM, rank: int) -> object:
     lora = LoraConfig(
         r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=list(LORA_TARGETS)
     )
-    model.language_model = get_peft_model(model.language_model, lora)
+    with peft_deprecations_silenced():
+        model.language_model = get_peft_model(model.language_model, lora)
     return model.language_model
 
 
