@@ -205,6 +205,23 @@ def test_vniah_grid_stops_at_the_context(student):
     np.testing.assert_array_equal(me.vniah_frames(student, sizes=(1,)), [1, top])
 
 
+def test_vniah_takes_its_haystack_frames_when_given(student):
+    side = int(student.vision_tower.config.image_size)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, side, side, 3), dtype=np.uint8)
+    task = me.MiniVNIAH(student, frames=[3], depths=[0.5], words=["lemon"], haystack=frames)
+    default = me.MiniVNIAH(student, frames=[3], depths=[0.5], words=["lemon"])
+    given, footage = (t.score(t.cells()[0]) for t in (task, default))
+    assert given["prompt_tokens"] == footage["prompt_tokens"]
+    expected = student.encode_images(me._frame_pixels(student, frames[:3]))
+    torch.testing.assert_close(task._haystack, expected)
+    assert not torch.allclose(task._haystack, default._haystack)
+    with pytest.raises(ConfigError, match="the grid needs 6"):
+        me.MiniVNIAH(student, frames=[6], haystack=frames)
+    with pytest.raises(ConfigError, match="not both"):
+        me.MiniVNIAH(student, frames=[3], haystack=frames, videos=["a.mp4"])
+
+
 @pytest.mark.slow
 def test_text_channels_put_subtitles_and_on_screen_text_in_the_prompt(student):
     def run(**kw):

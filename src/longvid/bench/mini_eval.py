@@ -571,7 +571,8 @@ class MiniVNIAH:
 
     ``frames``/``depths``: the grid (haystack frames without the needle; depth 0 puts the
     needle first, 1 last); ``words``: one needle per word (a cell's accuracy is their mean);
-    ``videos``: haystack videos through `vniah.haystack_features` (None: the test split's
+    ``videos``: haystack videos through `vniah.haystack_features`; ``haystack``: the haystack
+    frames themselves ``(F, H, W, 3)`` uint8, ``F >= max(frames)`` (neither: the test split's
     background footage, one frame per second); ``rope_factor``: the RoPE base multiplier for
     the whole run (`scaled_rope`).
     """
@@ -581,6 +582,7 @@ class MiniVNIAH:
     depths: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     words: Sequence[str] = NEEDLE_WORDS[:2]
     videos: Sequence[str | os.PathLike[str]] | None = None
+    haystack: np.ndarray | None = None
     rope_factor: float = 1.0
 
     name = "V-NIAH (longvid-mini)"
@@ -590,6 +592,12 @@ class MiniVNIAH:
     def __post_init__(self) -> None:
         if not self.frames or min(self.frames) < 1:
             raise ConfigError(f"V-NIAH frames must be positive, got {self.frames}")
+        if self.haystack is not None and self.videos is not None:
+            raise ConfigError("V-NIAH takes haystack videos or haystack frames, not both")
+        if self.haystack is not None and len(self.haystack) < max(self.frames):
+            raise ConfigError(
+                f"the haystack has {len(self.haystack)} frames, the grid needs {max(self.frames)}"
+            )
         self._haystack: Tensor | None = None
         self._needles: Tensor | None = None
 
@@ -606,7 +614,9 @@ class MiniVNIAH:
         model = self.model
         side = int(model.vision_tower.config.image_size)
         count = max(self.frames)
-        if self.videos is None:
+        if self.haystack is not None:
+            self._haystack = model.encode_images(_frame_pixels(model, self.haystack[:count]))
+        elif self.videos is None:
             from longvid.train.render import Backgrounds
 
             footage = Backgrounds.load("test", size=max(side, 160))

@@ -1,0 +1,122 @@
+"""Where longvid-mini's V-NIAH breaks: the haystack's length or its content (issue 9, point 4).
+
+`benchmarks/mini.py` builds each V-NIAH haystack from the first N frames of the test split's
+footage (`longvid.train.render.Backgrounds`: 16 frames from each source clip in turn), so a
+longer haystack is also a haystack of *other* footage. This script separates the two. Each row
+is one haystack, scored at the same frame counts, depths and needle words as bench-mini
+(`longvid.bench.mini_eval.MiniVNIAH`, teacher-forced):
+
+* ``footage``: the first N frames (bench-mini's haystack);
+* ``<source>``: the 16 frames of one source clip, looped to N (that footage alone, any length);
+* ``black``: N black frames (length with nothing to read).
+
+If a row stays high at every length while ``footage`` falls, length is not what breaks
+transfer. Each cell is the share of (word, depth) needles found; ``said`` gives, for the missed
+ones of the longest haystack, the first token the model put in the word's place (the most
+frequent first). The section ``## V-NIAH haystack: length or content (benchmarks/
+vniah_haystack.py)`` of docs/benchmarks.md is replaced unless ``--no-write``.
+
+    python benchmarks/vniah_haystack.py [--model longvid-mini] [--frames 16 32 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _docs import write_table_section  # noqa: E402
+
+from longvid.bench.grid import Cell  # noqa: E402
+from longvid.bench.mini_eval import NEEDLE_WORDS, MiniVNIAH  # noqa: E402
+from longvid.generate import load_model  # noqa: E402
+from longvid.train.render import FRAMES_PER_VIDEO, Backgrounds  # noqa: E402
+
+HEADING = "## V-NIAH haystack: length or content (benchmarks/vniah_haystack.py)"
+DEPTHS = (0.0, 0.5, 1.0)
+
+
+class _WatchedVNIAH(MiniVNIAH):
+    """`MiniVNIAH` that keeps each scoring pass's argmax tokens (one pass per needle word, in
+    `words` order), to tell what the model put where the word belongs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.argmax_rows: list[torch.Tensor] = []
+
+    def _forward(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        logits = super()._forward(embeds, positions)
+        self.argmax_rows.append(logits[0].argmax(-1))
+        return logits
+
+
+def haystacks(count: int) -> dict[str, np.ndarray]:
+    """Every row's haystack of ``count`` frames, from the test split's footage."""
+    footage = Backgrounds.load("test")
+    rows = {"footage": footage.frames[np.arange(count) % len(footage.frames)]}
+    for k, source in enumerate(footage.sources):
+        clip = footage.frames[k * FRAMES_PER_VIDEO : (k + 1) * FRAMES_PER_VIDEO]
+        rows[Path(source).stem] = clip[np.arange(count) % len(clip)]
+    rows["black"] = np.zeros_like(rows["footage"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="longvid-mini")
+    parser.add_argument("--frames", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
+    args = parser.parse_args(argv)
+    console = Console()
+    model = load_model(args.model)
+    frames = sorted(set(args.frames))
+    words = list(NEEDLE_WORDS)
+    columns = ["haystack", *(f"{n} frames" for n in frames), f"said at {frames[-1]} (missed)"]
+    rows: list[list[str]] = []
+    for name, haystack in haystacks(max(frames)).items():
+        task = _WatchedVNIAH(model, frames, list(DEPTHS), words=words, haystack=haystack)
+        row = [name]
+        missed: Counter[str] = Counter()
+        for n in frames:
+            hits = []
+            for depth in DEPTHS:
+                task.argmax_rows.clear()
+                found = task.score(Cell(n, depth))["needles"]
+                for word, argmax in zip(words, task.argmax_rows, strict=True):
+                    hits.append(found[word])
+                    if n == frames[-1] and not found[word]:
+                        size = len(model.tokenizer(word, add_special_tokens=False)["input_ids"])
+                        said = model.tokenizer.decode([int(argmax[-size - 1])]).strip()
+                        missed[said or "(blank)"] += 1
+            row.append(f"{np.mean(hits):.0%} ({sum(hits)}/{len(hits)})")
+        row.append(", ".join(f"{w} x{c}" for w, c in missed.most_common(3)) or "-")
+        rows.append(row)
+        console.print(" | ".join(row))
+    table = Table(title=f"V-NIAH haystack: length or content ({args.model})")
+    for c in columns:
+        table.add_column(c)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if not args.no_write:
+        command = "python benchmarks/vniah_haystack.py " + " ".join(argv or sys.argv[1:])
+        text = (
+            f"{args.model}, needle words {', '.join(words)} at depths "
+            f"{', '.join(map(str, DEPTHS))}; teacher-forced as in bench-mini. Rows: `footage` is "
+            "bench-mini's haystack (the first N test-footage frames, 16 per source clip in turn); "
+            "a source's name is that clip's 16 frames looped to N; `black` is N black frames. "
+            "Each cell: needles found (of words x depths)."
+        )
+        write_table_section(HEADING, command.strip(), text, columns, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
