@@ -11,12 +11,13 @@ is one haystack, scored at the same frame counts, depths and needle words as ben
 * ``black``: N black frames (length with nothing to read).
 
 If a row stays high at every length while ``footage`` falls, length is not what breaks
-transfer. Each cell is the share of (word, depth) needles found; ``said`` gives, for the missed
-ones of the longest haystack, the first token the model put in the word's place (the most
-frequent first). The section ``## V-NIAH haystack: length or content (benchmarks/
-vniah_haystack.py)`` of docs/benchmarks.md is replaced unless ``--no-write``.
+transfer. Each cell is the share of (word, depth) needles found; for the longest haystack the
+needles found at each depth, and for the missed ones the first token the model put in the
+word's place (the most frequent first). The model's section ``## V-NIAH haystack: length or
+content, MODEL (benchmarks/vniah_haystack.py)`` of docs/benchmarks.md is replaced unless
+``--no-write``.
 
-    python benchmarks/vniah_haystack.py [--model longvid-mini] [--frames 16 32 64]
+    python benchmarks/vniah_haystack.py [--model longvid-mini] [--frames 16 32 64 128]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from longvid.bench.mini_eval import NEEDLE_WORDS, MiniVNIAH  # noqa: E402
 from longvid.generate import load_model  # noqa: E402
 from longvid.train.render import FRAMES_PER_VIDEO, Backgrounds  # noqa: E402
 
-HEADING = "## V-NIAH haystack: length or content (benchmarks/vniah_haystack.py)"
+HEADING = "## V-NIAH haystack: length or content, {model} (benchmarks/vniah_haystack.py)"
 DEPTHS = (0.0, 0.5, 1.0)
 
 
@@ -78,24 +79,34 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(args.model)
     frames = sorted(set(args.frames))
     words = list(NEEDLE_WORDS)
-    columns = ["haystack", *(f"{n} frames" for n in frames), f"said at {frames[-1]} (missed)"]
+    longest = frames[-1]
+    columns = [
+        "haystack",
+        *(f"{n} frames" for n in frames),
+        f"found at {longest} by depth ({' / '.join(map(str, DEPTHS))})",
+        f"said at {longest} (missed)",
+    ]
     rows: list[list[str]] = []
     for name, haystack in haystacks(max(frames)).items():
         task = _WatchedVNIAH(model, frames, list(DEPTHS), words=words, haystack=haystack)
         row = [name]
         missed: Counter[str] = Counter()
+        by_depth: list[int] = []
         for n in frames:
             hits = []
             for depth in DEPTHS:
                 task.argmax_rows.clear()
                 found = task.score(Cell(n, depth))["needles"]
+                if n == longest:
+                    by_depth.append(sum(found.values()))
                 for word, argmax in zip(words, task.argmax_rows, strict=True):
                     hits.append(found[word])
-                    if n == frames[-1] and not found[word]:
+                    if n == longest and not found[word]:
                         size = len(model.tokenizer(word, add_special_tokens=False)["input_ids"])
                         said = model.tokenizer.decode([int(argmax[-size - 1])]).strip()
                         missed[said or "(blank)"] += 1
             row.append(f"{np.mean(hits):.0%} ({sum(hits)}/{len(hits)})")
+        row.append(" / ".join(f"{k}/{len(words)}" for k in by_depth))
         row.append(", ".join(f"{w} x{c}" for w, c in missed.most_common(3)) or "-")
         rows.append(row)
         console.print(" | ".join(row))
@@ -114,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "a source's name is that clip's 16 frames looped to N; `black` is N black frames. "
             "Each cell: needles found (of words x depths)."
         )
-        write_table_section(HEADING, command.strip(), text, columns, rows)
+        write_table_section(HEADING.format(model=args.model), command.strip(), text, columns, rows)
     return 0
 
 
