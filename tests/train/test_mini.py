@@ -9,6 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -34,7 +35,9 @@ from longvid.train.mini import (
     example_loss,
     needle_example,
     package,
+    position_gap,
     qa_example,
+    skipped_positions,
     stage2_example,
     student_from_package,
     train_stage1,
@@ -202,6 +205,47 @@ def test_the_padded_batch_loss_is_the_mean_of_the_example_losses() -> None:
         with torch.no_grad():
             batched = float(batch_loss(model, examples))
         assert batched == pytest.approx(mean_loss(model, examples), rel=1e-4)
+
+
+def test_a_position_gap_shifts_every_position_from_its_cut_inside_the_prompt() -> None:
+    assert torch.equal(skipped_positions(6, 4, None), torch.arange(6))
+    assert skipped_positions(6, 4, (100, 0.5)).tolist() == [0, 1, 102, 103, 104, 105]
+    # the cut falls after the prompt's first token and never past the prompt
+    assert skipped_positions(6, 4, (100, 0.0)).tolist()[:2] == [0, 101]
+    assert skipped_positions(6, 4, (100, 0.999)).tolist() == [0, 1, 2, 103, 104, 105]
+    assert position_gap(5, 0) is None
+    gaps = [position_gap(s, 7000) for s in range(200)]
+    assert gaps == [position_gap(s, 7000) for s in range(200)]  # deterministic in the seed
+    sizes = [g[0] for g in gaps]
+    assert 0 <= min(sizes) < 1000 and 6000 < max(sizes) <= 7000
+
+
+def test_the_padded_batch_loss_keeps_each_examples_position_gap() -> None:
+    torch.manual_seed(0)
+    model = build_student("longva", config=tiny_config())
+    add_lora(model, rank=4)
+    examples = [qa_example(10**9 + 1), needle_example(10**9 + 2)]
+    gaps = [(900, 0.3), (0, 0.5)]
+    with torch.no_grad():
+        batched = float(batch_loss(model, examples, gaps))
+        single = [float(example_loss(model, e, g)) for e, g in zip(examples, gaps, strict=True)]
+        contiguous = float(example_loss(model, examples[0]))
+    assert batched == pytest.approx(sum(single) / 2, rel=1e-4)
+    assert single[0] != pytest.approx(contiguous, rel=1e-4)  # the gap reached the LLM
+
+
+def test_varied_needle_haystacks_come_from_the_towers_backgrounds() -> None:
+    from longvid.train.render import Backgrounds
+
+    seed = split_seeds("train", 1, start=10**9)[0]
+    plain, varied = needle_example(seed), needle_example(seed, varied=True)
+    assert plain.answer == varied.answer and len(plain.frames) == len(varied.frames)
+    assert not np.array_equal(plain.frames, varied.frames)
+    assert len(Backgrounds.load("train", frames_per_video=64, photos=True).frames) > 4 * len(
+        Backgrounds.load("train").frames
+    )
+    stage = StageConfig(steps=1, needle_share=1.0, varied_haystacks=True)
+    np.testing.assert_array_equal(stage2_example(seed, stage).frames, varied.frames)
 
 
 # -- the package ---------------------------------------------------------------------------

@@ -161,7 +161,7 @@ def _check_compressors(chosen: list[str]) -> None:
         )
 
 
-def _stage(name: str, **given: float | None) -> StageConfig:
+def _stage(name: str, **given: float | bool | None) -> StageConfig:
     """The recipe's config of stage ``name`` with the options given on the command line."""
     from longvid.train.mini import RECIPE
 
@@ -391,6 +391,21 @@ def continue_command(
             help="Train the vision tower too, at this fraction of the learning rate (0: frozen).",
         ),
     ] = None,
+    position_skip: Annotated[
+        int | None,
+        typer.Option(
+            "--position-skip",
+            help="Open a random gap of up to this many positions in each prompt (PoSE).",
+        ),
+    ] = None,
+    varied_haystacks: Annotated[
+        bool | None,
+        typer.Option(
+            "--varied-haystacks/--plain-haystacks",
+            help="Needle clips' footage from the vision tower's backgrounds (64 frames a clip, "
+            "photos) or 16 frames a clip.",
+        ),
+    ] = None,
 ) -> None:
     """Stage 3: train a finished package on (fresh video QA, padded batches of 16; sized for a
     GPU) and package the result in OUT (which may be PACKAGE itself: it is replaced only when
@@ -411,6 +426,8 @@ def continue_command(
             needle_share=needle_share,
             what_share=what_share,
             tower_lr_scale=tower_lr_scale,
+            position_skip=position_skip,
+            varied_haystacks=varied_haystacks,
         )
         package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:

@@ -27,6 +27,7 @@ a finished package.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,7 @@ __all__ = [
     "LORA_TARGETS",
     "RECIPE",
     "Example",
+    "PositionGap",
     "StageConfig",
     "answer_ids",
     "batch_loss",
@@ -72,7 +74,9 @@ __all__ = [
     "needle_example",
     "example_loss",
     "package",
+    "position_gap",
     "qa_example",
+    "skipped_positions",
     "stage2_example",
     "student_from_package",
     "train_compressor",
@@ -83,6 +87,8 @@ __all__ = [
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 CAPTION_QUESTION = "Describe what is drawn on the frame."
 IGNORE = -100
+#: A training prompt's positional gap: (positions skipped, where; see `skipped_positions`).
+PositionGap = tuple[int, float]
 
 
 @dataclass
@@ -108,7 +114,11 @@ class StageConfig:
     runs a step's examples as one padded forward pass (`batch_loss`): faster on a GPU, and on
     a CPU for prompts of similar length; ``seed`` picks the stage's data. A positive
     ``tower_lr_scale`` trains the vision tower's weights too (`unfreeze_tower`) at that
-    fraction of ``lr``; 0 keeps the tower frozen."""
+    fraction of ``lr``; 0 keeps the tower frozen. A positive ``position_skip`` opens a random
+    gap of up to that many positions at a random point of each training prompt
+    (`skipped_positions`), so clips of at most 16 frames show the LLM the distances of long
+    ones. ``varied_haystacks`` draws needle clips' footage from the vision tower's backgrounds
+    (`needle_example`)."""
 
     steps: int
     batch: int = 4
@@ -119,6 +129,8 @@ class StageConfig:
     what_share: float = 0.0
     padded: bool = False
     tower_lr_scale: float = 0.0
+    position_skip: int = 0
+    varied_haystacks: bool = False
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -231,12 +243,18 @@ def qa_example(
     )
 
 
-def needle_example(seed: int, split: str = "train") -> Example:
+def needle_example(seed: int, split: str = "train", *, varied: bool = False) -> Example:
     """Stage 2: V-NIAH's task at training length: a card on grey among 7-15 footage frames,
     asked V-NIAH's open question (`longvid.train.videoqa.needle_clip`); no text channels, as
-    V-NIAH scores the visual path."""
+    V-NIAH scores the visual path. ``varied`` (train split only) draws the footage from the
+    vision tower's backgrounds: 64 frames of each clip and crops of the photos, not 16 frames
+    of each clip, so fewer kinds of footage are new to the model at test time."""
     n_haystack = int(np.random.default_rng([seed, 5]).integers(7, 16))
-    frames, times, word = needle_clip(seed, split, n_haystack)
+    footage = {}
+    if varied:
+        vision = RECIPE["vision"]
+        footage = {"footage_frames": vision["background_frames"], "photos": vision["photos"]}
+    frames, times, word = needle_clip(seed, split, n_haystack, **footage)
     return Example(frames, times, open_prompt(NEEDLE_QUESTION), word)
 
 
@@ -245,7 +263,7 @@ def stage2_example(seed: int, stage: StageConfig, split: str = "train") -> Examp
     a question of any kind."""
     draw = float(np.random.default_rng([seed, 6]).random())
     if draw < stage.needle_share:
-        return needle_example(seed, split)
+        return needle_example(seed, split, varied=stage.varied_haystacks)
     if draw < stage.needle_share + stage.what_share:
         return qa_example(seed, split, kind="what")
     return qa_example(seed, split)
@@ -319,37 +337,60 @@ def answer_ids(model: LongVideoLM, example: Example, device: torch.device) -> Te
     return torch.tensor(ids, device=device)
 
 
-def example_loss(model: LongVideoLM, example: Example) -> Tensor:
-    """Next-token cross-entropy on the answer and the stop string only."""
+def skipped_positions(length: int, prompt_length: int, gap: PositionGap | None) -> Tensor:
+    """Position ids ``0 .. length - 1`` of a training sequence, with ``gap = (size, where)``
+    added to every position from a cut inside the prompt on (``where`` in [0, 1) places the
+    cut among the prompt's tokens after the first). RoPE sees only distances, so the tokens
+    either side of the cut look ``size`` positions further apart than they are: PoSE's
+    positional skip (Zhu et al. 2023, "PoSE: Efficient Context Window Extension of LLMs via
+    Positional Skip-wise Training"), a cheap stand-in for LongVA's long-context training."""
+    positions = torch.arange(length)
+    if gap is not None and prompt_length > 1:
+        size, where = gap
+        positions[1 + int(where * (prompt_length - 1)) :] += int(size)
+    return positions
+
+
+def example_loss(model: LongVideoLM, example: Example, gap: PositionGap | None = None) -> Tensor:
+    """Next-token cross-entropy on the answer and the stop string only; ``gap``: see
+    `skipped_positions`."""
     embeds, length = prompt_embeds(model, example)
     answer = answer_ids(model, example, embeds.device)
     inputs = torch.cat([embeds, model.embed_tokens(answer)[None].to(embeds.dtype)], dim=1)
     labels = torch.cat([torch.full((length,), IGNORE, device=embeds.device), answer])[None]
-    return model.language_model(inputs_embeds=inputs, labels=labels).loss
+    positions = skipped_positions(inputs.shape[1], length, gap).to(inputs.device)[None]
+    return model.language_model(inputs_embeds=inputs, labels=labels, position_ids=positions).loss
 
 
-def batch_loss(model: LongVideoLM, examples: list[Example]) -> Tensor:
+def batch_loss(
+    model: LongVideoLM, examples: list[Example], gaps: Sequence[PositionGap | None] | None = None
+) -> Tensor:
     """The mean of `example_loss` over ``examples``, in one padded forward pass of the LLM
     (right padding, so no real position attends to a pad; logits only over the answer span).
     For stage 1's short caption prompts this is 1.4x faster than one pass per example on CPU;
     stage 2's clips differ in length by hundreds of tokens, and padding them costs more than it
-    saves."""
+    saves. ``gaps``: one per example (`skipped_positions`), or None for contiguous positions."""
     from torch.nn.utils.rnn import pad_sequence
 
-    sequences, spans = [], []
-    for example in examples:
+    sequences, spans, positions = [], [], []
+    for example, gap in zip(examples, gaps or [None] * len(examples), strict=True):
         embeds, length = prompt_embeds(model, example)
         answer = answer_ids(model, example, embeds.device)
         sequences.append(torch.cat([embeds[0], model.embed_tokens(answer).to(embeds.dtype)]))
         spans.append((length, answer))
+        positions.append(skipped_positions(len(sequences[-1]), length, gap))
     inputs = pad_sequence(sequences, batch_first=True)
     mask = pad_sequence([s.new_ones(len(s), dtype=torch.long) for s in sequences], batch_first=True)
+    position_ids = pad_sequence(positions, batch_first=True).to(inputs.device)
     # Logit at position p predicts token p + 1: keep those predicting any answer token.
     first = min(length for length, _ in spans) - 1
     last = max(length + len(answer) for length, answer in spans) - 1
     keep = torch.arange(first, last, device=inputs.device)
     logits = model.language_model(
-        inputs_embeds=inputs.to(model.dtype), attention_mask=mask, logits_to_keep=keep
+        inputs_embeds=inputs.to(model.dtype),
+        attention_mask=mask,
+        position_ids=position_ids,
+        logits_to_keep=keep,
     ).logits.float()
     losses = []
     for row, (length, answer) in enumerate(spans):
@@ -359,12 +400,26 @@ def batch_loss(model: LongVideoLM, examples: list[Example]) -> Tensor:
     return torch.stack(losses).mean()
 
 
-def _stage_loss(model: LongVideoLM, make, seeds: list[int], batch: int, *, padded: bool):
+def position_gap(seed: int, position_skip: int) -> PositionGap | None:
+    """The example of ``seed``'s gap (`skipped_positions`): a size drawn uniformly from
+    ``0 .. position_skip`` and a place; None when ``position_skip`` is 0."""
+    if position_skip <= 0:
+        return None
+    rng = np.random.default_rng([seed, 8])
+    return int(rng.integers(position_skip + 1)), float(rng.random())
+
+
+def _stage_loss(
+    model: LongVideoLM, make, seeds: list[int], batch: int, *, padded: bool, position_skip: int = 0
+):
     def loss_fn(step: int) -> Tensor:
-        examples = [make(s) for s in seeds[step * batch : (step + 1) * batch]]
+        step_seeds = seeds[step * batch : (step + 1) * batch]
+        examples = [make(s) for s in step_seeds]
+        gaps = [position_gap(s, position_skip) for s in step_seeds]
         if padded:
-            return batch_loss(model, examples)
-        return sum(example_loss(model, e) for e in examples) / len(examples)
+            return batch_loss(model, examples, gaps)
+        losses = [example_loss(model, e, g) for e, g in zip(examples, gaps, strict=True)]
+        return sum(losses) / len(examples)
 
     return loss_fn
 
@@ -438,8 +493,15 @@ def train_stage2(
         mixed_precision="bf16" if torch.cuda.is_available() else "no",
         lr_scales={"vision_tower.": stage.tower_lr_scale},
     )
+    if stage.position_skip < 0:
+        raise ConfigError(f"position_skip must be >= 0, got {stage.position_skip}")
     loss = _stage_loss(
-        model, lambda seed: stage2_example(seed, stage), seeds, stage.batch, padded=stage.padded
+        model,
+        lambda seed: stage2_example(seed, stage),
+        seeds,
+        stage.batch,
+        padded=stage.padded,
+        position_skip=stage.position_skip,
     )
     return run_loop(name, model, loss, config, out_dir)
 

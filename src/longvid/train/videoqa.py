@@ -29,6 +29,7 @@ from PIL import Image
 from longvid.errors import ConfigError
 from longvid.train.render import (
     COLORS,
+    FRAMES_PER_VIDEO,
     SHAPES,
     WORDS,
     Backgrounds,
@@ -486,12 +487,19 @@ def needle_card(word: str, size: int | tuple[int, int] = 128, seed: int = 0) -> 
 
 
 def needle_clip(
-    seed: int, split: str, n_haystack: int = 8, size: int = 128
+    seed: int,
+    split: str,
+    n_haystack: int = 8,
+    size: int = 128,
+    *,
+    footage_frames: int = FRAMES_PER_VIDEO,
+    photos: bool = False,
 ) -> tuple[np.ndarray, list[float], str]:
     """A short clip in V-NIAH's form: ``n_haystack`` frames of the split's footage at one frame
     per second with one `needle_card` (a random word, a random style) spliced in at a random
     place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the times count
-    seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``.
+    seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``. The footage is
+    ``Backgrounds.load(split, frames_per_video=footage_frames, photos=photos)``.
 
     The haystack walks through the footage from a random frame, each frame a random crop, and in
     half the clips a third of the frames carry a shape group: the split has only ~100 footage
@@ -500,7 +508,9 @@ def needle_clip(
     if n_haystack < 1:
         raise ConfigError(f"a needle clip needs at least one haystack frame, got {n_haystack}")
     rng = _rng(seed, split, 2)
-    footage = Backgrounds.load(split, size=_background_size(size, size))
+    footage = Backgrounds.load(
+        split, size=_background_size(size, size), frames_per_video=footage_frames, photos=photos
+    )
     start = int(rng.integers(len(footage.frames)))
     with_shapes = bool(rng.integers(2))
     haystack = []
