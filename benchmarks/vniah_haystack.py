@@ -18,6 +18,7 @@ content, MODEL (benchmarks/vniah_haystack.py)`` of docs/benchmarks.md is replace
 ``--no-write``.
 
     python benchmarks/vniah_haystack.py [--model longvid-mini] [--frames 16 32 64 128]
+        [--rows footage black]
 """
 
 from __future__ import annotations
@@ -73,11 +74,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="longvid-mini")
     parser.add_argument("--frames", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument(
+        "--rows", nargs="+", default=None, help="Haystacks to score (default: every one)."
+    )
     parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
     args = parser.parse_args(argv)
     console = Console()
-    model = load_model(args.model)
     frames = sorted(set(args.frames))
+    every = haystacks(max(frames))
+    unknown = sorted(set(args.rows or []) - set(every))
+    if unknown:
+        parser.error(f"unknown haystacks {unknown} (known: {', '.join(every)})")
+    model = load_model(args.model)
     words = list(NEEDLE_WORDS)
     longest = frames[-1]
     columns = [
@@ -87,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         f"said at {longest} (missed)",
     ]
     rows: list[list[str]] = []
-    for name, haystack in haystacks(max(frames)).items():
+    for name, haystack in every.items():
+        if args.rows and name not in args.rows:
+            continue
         task = _WatchedVNIAH(model, frames, list(DEPTHS), words=words, haystack=haystack)
         row = [name]
         missed: Counter[str] = Counter()

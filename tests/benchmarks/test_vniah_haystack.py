@@ -28,3 +28,9 @@ def test_each_row_is_bench_minis_footage_one_looped_source_or_black(vniah_haysta
     np.testing.assert_array_equal(second[:FRAMES_PER_VIDEO], clip)
     np.testing.assert_array_equal(second[FRAMES_PER_VIDEO : 2 * FRAMES_PER_VIDEO], clip)
     assert not rows["black"].any()
+
+
+def test_an_unknown_row_is_refused_before_any_model_loads(vniah_haystack, capsys) -> None:
+    with pytest.raises(SystemExit):
+        vniah_haystack.main(["--model", "no-such-model", "--rows", "footage", "nowhere"])
+    assert "unknown haystacks ['nowhere']" in capsys.readouterr().err
