@@ -481,6 +481,8 @@ def train_stage2(
         raise ConfigError(
             f"needle_share and what_share must be >= 0 and sum to at most 1, got {shares}"
         )
+    if stage.position_skip < 0:
+        raise ConfigError(f"position_skip must be >= 0, got {stage.position_skip}")
     if stage.tower_lr_scale:
         unfreeze_tower(model)
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
@@ -493,8 +495,6 @@ def train_stage2(
         mixed_precision="bf16" if torch.cuda.is_available() else "no",
         lr_scales={"vision_tower.": stage.tower_lr_scale},
     )
-    if stage.position_skip < 0:
-        raise ConfigError(f"position_skip must be >= 0, got {stage.position_skip}")
     loss = _stage_loss(
         model,
         lambda seed: stage2_example(seed, stage),
