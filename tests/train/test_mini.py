@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from longvid.errors import CheckpointError
+from longvid.errors import CheckpointError, ConfigError
 from longvid.models.config import (
     CompressorConfig,
     ImageProcessingConfig,
@@ -246,6 +246,24 @@ def test_varied_needle_haystacks_come_from_the_towers_backgrounds() -> None:
     )
     stage = StageConfig(steps=1, needle_share=1.0, varied_haystacks=True)
     np.testing.assert_array_equal(stage2_example(seed, stage).frames, varied.frames)
+
+
+def test_hard_needle_haystacks_vary_the_footage_but_keep_the_needle() -> None:
+    seeds = split_seeds("train", 6, start=10**9)
+    for seed in seeds:
+        varied, hard = needle_example(seed, varied=True), needle_example(seed, hard=True)
+        assert hard.answer == varied.answer and len(hard.frames) == len(varied.frames)
+        assert hard.question == varied.question
+        # The card frame is the same picture; the haystack frames differ.
+        same = [np.array_equal(a, b) for a, b in zip(hard.frames, varied.frames, strict=True)]
+        assert sum(same) == 1
+        np.testing.assert_array_equal(needle_example(seed, hard=True).frames, hard.frames)
+    stage = StageConfig(steps=1, needle_share=1.0, hard_haystacks=True)
+    np.testing.assert_array_equal(
+        stage2_example(seeds[0], stage).frames, needle_example(seeds[0], hard=True).frames
+    )
+    with pytest.raises(ConfigError, match="train split"):
+        needle_example(split_seeds("test", 1)[0], "test", hard=True)
 
 
 # -- the package ---------------------------------------------------------------------------

@@ -205,6 +205,20 @@ def test_backgrounds_take_more_frames_and_the_train_photos(assets: Path) -> None
         Backgrounds.load("train", size=64, frames_per_video=0)
 
 
+def test_backgrounds_add_the_extra_clips_to_the_train_split_only(assets: Path) -> None:
+    plain = Backgrounds.load("train", size=64, frames_per_video=4)
+    extra = Backgrounds.load("train", size=64, frames_per_video=4, extra=True)
+    assert extra.sources == R.BACKGROUND_VIDEOS["train"] + R.EXTRA_VIDEOS
+    assert len(extra.frames) == len(plain.frames) + 4 * len(R.EXTRA_VIDEOS)
+    np.testing.assert_array_equal(extra.frames[: len(plain.frames)], plain.frames)
+    # None of the extra clips is test footage, and their frames are new pictures.
+    assert not set(R.EXTRA_VIDEOS) & set(R.BACKGROUND_VIDEOS["test"])
+    added = extra.frames[len(plain.frames) :]
+    assert all(not np.array_equal(f, g) for f in added for g in plain.frames)
+    with pytest.raises(ConfigError, match="train split"):
+        Backgrounds.load("val", size=64, extra=True)
+
+
 def test_vary_background_is_seeded_and_changes_only_the_look() -> None:
     frame = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
     a = vary_background(np.random.default_rng(1), frame)

@@ -211,3 +211,31 @@ def test_continue_trains_a_package_on_in_place(tmp_path: Path, tiny_recipe) -> N
     shutil.rmtree(package / "adapter")
     result = invoke("continue", str(package), "--work", str(tmp_path / "w2"), "--out", "x")
     assert_one_line_error(result, str(package / "adapter" / "adapter_config.json"))
+
+
+def test_continue_passes_its_data_options_to_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longvid.errors import ConfigError
+
+    seen: list[StageConfig] = []
+
+    def record(package, work, out, stage: StageConfig) -> None:
+        seen.append(stage)
+        raise ConfigError("recorded")
+
+    monkeypatch.setattr(mini, "continue_package", record)
+    base = ["continue", str(tmp_path / "pkg"), "--work", str(tmp_path / "w"), "--out", "o"]
+    result = invoke(*base, "--position-skip", "900", "--hard-haystacks", "--varied-haystacks")
+    assert_one_line_error(result, "recorded")
+    assert (seen[0].position_skip, seen[0].hard_haystacks, seen[0].varied_haystacks) == (
+        900,
+        True,
+        True,
+    )
+    assert invoke(*base).exit_code == 2
+    recipe = mini.RECIPE["stage3"]
+    assert (seen[1].position_skip, seen[1].hard_haystacks) == (
+        recipe.position_skip,
+        recipe.hard_haystacks,
+    )

@@ -406,6 +406,14 @@ def continue_command(
             "photos) or 16 frames a clip.",
         ),
     ] = None,
+    hard_haystacks: Annotated[
+        bool | None,
+        typer.Option(
+            "--hard-haystacks/--no-hard-haystacks",
+            help="Needle clips' footage also from clips the tower never saw (animation, a "
+            "graphic on black), colour-varied.",
+        ),
+    ] = None,
 ) -> None:
     """Stage 3: train a finished package on (fresh video QA, padded batches of 16; sized for a
     GPU) and package the result in OUT (which may be PACKAGE itself: it is replaced only when
@@ -428,6 +436,7 @@ def continue_command(
             tower_lr_scale=tower_lr_scale,
             position_skip=position_skip,
             varied_haystacks=varied_haystacks,
+            hard_haystacks=hard_haystacks,
         )
         package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:

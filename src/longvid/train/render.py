@@ -351,6 +351,12 @@ BACKGROUND_VIDEOS: dict[str, tuple[str, ...]] = {
 ("test") scenes are drawn over footage the training never saw. The "val" split uses the test
 footage."""
 
+EXTRA_VIDEOS: tuple[str, ...] = ("intro.mpg", "soundwave.mp4", "balle1-vp9.avi", "bigbuckbunny.mp4")
+"""Clips (in ``shared/assets/video``) that neither split's backgrounds use, which
+`Backgrounds.load` may add to the *train* split: kinds of footage the train clips lack and
+unseen footage has (3D-rendered animation, a bright graphic on black, a high-speed camera
+indoors), for needle-clip haystacks that teach a model what is not a card."""
+
 BACKGROUND_PHOTOS: tuple[str, ...] = (
     "IMG_1054.JPG",
     "astronaut.png",
@@ -405,18 +411,24 @@ class Backgrounds:
         *,
         frames_per_video: int = FRAMES_PER_VIDEO,
         photos: bool = False,
+        extra: bool = False,
     ) -> Backgrounds:
         """Decode (once; then from the cache) the split's source clips into ``size``-pixel
         square frames: ``frames_per_video`` uniformly sampled frames per clip, short side
         scaled to ``size``, centre crop; with ``photos`` (train split only) also `PHOTO_CROPS`
-        square crops of each of `BACKGROUND_PHOTOS`. Raises `InputFileError` if the assets
-        folder or a source is missing, `ConfigError` for photos outside the train split."""
+        square crops of each of `BACKGROUND_PHOTOS`, with ``extra`` (train split only) also
+        the clips of `EXTRA_VIDEOS`. Raises `InputFileError` if the assets folder or a source
+        is missing, `ConfigError` for photos or extra clips outside the train split."""
         if frames_per_video < 1:
             raise ConfigError(f"frames_per_video must be >= 1, got {frames_per_video}")
         video_split = _video_split(split)
         if photos and video_split != "train":
             raise ConfigError(f"the background photos belong to the train split, not {split!r}")
-        return _load_backgrounds(video_split, int(size), int(frames_per_video), bool(photos))
+        if extra and video_split != "train":
+            raise ConfigError(f"the extra clips belong to the train split, not {split!r}")
+        return _load_backgrounds(
+            video_split, int(size), int(frames_per_video), bool(photos), bool(extra)
+        )
 
     def frame(self, index: int) -> np.ndarray:
         """Frame ``index`` (modulo the number of frames)."""
@@ -471,11 +483,15 @@ def vary_background(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_backgrounds(split: str, size: int, frames_per_video: int, photos: bool) -> Backgrounds:
+def _load_backgrounds(
+    split: str, size: int, frames_per_video: int, photos: bool, extra: bool
+) -> Backgrounds:
     from longvid.io.video import sample, uniform
 
-    names = BACKGROUND_VIDEOS[split] + (BACKGROUND_PHOTOS if photos else ())
-    name = f"{split}_{size}px_{frames_per_video}{'_photos' if photos else ''}.npy"
+    videos = BACKGROUND_VIDEOS[split] + (EXTRA_VIDEOS if extra else ())
+    names = videos + (BACKGROUND_PHOTOS if photos else ())
+    suffix = ("_photos" if photos else "") + ("_extra" if extra else "")
+    name = f"{split}_{size}px_{frames_per_video}{suffix}.npy"
     cached = cache_dir("backgrounds") / name
     if cached.is_file():
         return Backgrounds(split, np.load(cached), names)
@@ -486,7 +502,7 @@ def _load_backgrounds(split: str, size: int, frames_per_video: int, photos: bool
             assets / "video",
         )
     parts = []
-    for name in BACKGROUND_VIDEOS[split]:
+    for name in videos:
         path = assets / "video" / name
         if not path.is_file():
             raise InputFileError(f"background video of the {split} split is missing", path)

@@ -41,6 +41,7 @@ from longvid.train.render import (
     random_scene,
     random_shapes,
     render,
+    vary_background,
 )
 
 QUESTION_KINDS: tuple[str, ...] = ("what", "when", "order", "count", "subtitle")
@@ -494,12 +495,15 @@ def needle_clip(
     *,
     footage_frames: int = FRAMES_PER_VIDEO,
     photos: bool = False,
+    extra: bool = False,
+    vary: bool = False,
 ) -> tuple[np.ndarray, list[float], str]:
     """A short clip in V-NIAH's form: ``n_haystack`` frames of the split's footage at one frame
     per second with one `needle_card` (a random word, a random style) spliced in at a random
     place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the times count
     seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``. The footage is
-    ``Backgrounds.load(split, frames_per_video=footage_frames, photos=photos)``.
+    ``Backgrounds.load(split, frames_per_video=footage_frames, photos=photos, extra=extra)``;
+    ``vary`` passes each haystack frame through `vary_background` (colours, mirror).
 
     The haystack walks through the footage from a random frame, each frame a random crop, and in
     half the clips a third of the frames carry a shape group: the split has only ~100 footage
@@ -508,8 +512,13 @@ def needle_clip(
     if n_haystack < 1:
         raise ConfigError(f"a needle clip needs at least one haystack frame, got {n_haystack}")
     rng = _rng(seed, split, 2)
+    look = _rng(seed, split, 3)  # its own stream: ``vary`` keeps the word, crops and shapes
     footage = Backgrounds.load(
-        split, size=_background_size(size, size), frames_per_video=footage_frames, photos=photos
+        split,
+        size=_background_size(size, size),
+        frames_per_video=footage_frames,
+        photos=photos,
+        extra=extra,
     )
     start = int(rng.integers(len(footage.frames)))
     with_shapes = bool(rng.integers(2))
@@ -521,8 +530,9 @@ def needle_clip(
         frame = Image.fromarray(footage.frame(start + k)).resize(
             (size, size), Image.Resampling.BILINEAR, box=(left, top, left + crop, top + crop)
         )
+        ground = vary_background(look, np.asarray(frame)) if vary else np.asarray(frame)
         shapes = random_shapes(rng) if with_shapes and rng.random() < 1 / 3 else None
-        haystack.append(render(Scene(None, shapes), np.asarray(frame), size))
+        haystack.append(render(Scene(None, shapes), ground, size))
     word = WORDS[int(rng.integers(len(WORDS)))]
     card = needle_card(word, size, seed=int(rng.integers(1, 1 << 31)))
     haystack.insert(int(rng.integers(n_haystack + 1)), card)
