@@ -106,8 +106,14 @@ def test_ctrl_c_during_a_cache_read_stops_cleanly_after_it(tmp_path: Path, monke
         return real_load(path)
 
     monkeypatch.setattr(feature_cache, "load_file", interrupted_load)
-    with pytest.raises(KeyboardInterrupt):
-        cached_features(video, fps(1.0), model, _compute(calls), folder=folder)
+    # Python's own Ctrl-C handler, also where the suite runs with SIGINT ignored (a shell's
+    # background job: `make test &`), which would otherwise swallow the interrupt.
+    launched_with = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cached_features(video, fps(1.0), model, _compute(calls), folder=folder)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, launched_with)
     assert len(loaded) == 1 and len(calls) == 1  # the read finished; nothing recomputed
     assert len(list(folder.glob("*.safetensors"))) == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
