@@ -225,7 +225,8 @@ def test_continue_passes_its_data_options_to_the_stage(
         raise ConfigError("recorded")
 
     monkeypatch.setattr(mini, "continue_package", record)
-    base = ["continue", str(tmp_path / "pkg"), "--work", str(tmp_path / "w"), "--out", "o"]
+    base = ["continue", str(tmp_path / "pkg"), "--work", str(tmp_path / "w")]
+    base += ["--out", str(tmp_path / "out")]
     result = invoke(*base, "--position-skip", "900", "--hard-haystacks", "--varied-haystacks")
     assert_one_line_error(result, "recorded")
     assert (seen[0].position_skip, seen[0].hard_haystacks, seen[0].varied_haystacks) == (
