@@ -266,6 +266,26 @@ def test_hard_needle_haystacks_vary_the_footage_but_keep_the_needle() -> None:
         needle_example(split_seeds("test", 1)[0], "test", hard=True)
 
 
+def test_distractor_haystacks_add_decoys_but_keep_the_needle() -> None:
+    seeds = split_seeds("train", 6, start=10**9)
+    changed = 0
+    for seed in seeds:
+        hard = needle_example(seed, hard=True)
+        decoyed = needle_example(seed, hard=True, distractors=True)
+        assert decoyed.answer == hard.answer and decoyed.question == hard.question
+        same = [np.array_equal(a, b) for a, b in zip(decoyed.frames, hard.frames, strict=True)]
+        assert len(same) == len(hard.frames)
+        # The needle card and most haystack frames stay; about a third become decoys.
+        assert sum(same) >= len(same) // 3
+        changed += len(same) - sum(same)
+    assert changed > 0
+    stage = StageConfig(steps=1, needle_share=1.0, hard_haystacks=True, distractor_haystacks=True)
+    np.testing.assert_array_equal(
+        stage2_example(seeds[0], stage).frames,
+        needle_example(seeds[0], hard=True, distractors=True).frames,
+    )
+
+
 # -- the package ---------------------------------------------------------------------------
 
 

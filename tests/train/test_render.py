@@ -24,6 +24,7 @@ from longvid.train.render import (
     Shapes,
     caption,
     contrast,
+    distract,
     random_scene,
     render,
     text_colors,
@@ -235,6 +236,28 @@ def test_vary_background_is_seeded_and_changes_only_the_look() -> None:
         return np.corrcoef(m, column[::-1])[0, 1] > np.corrcoef(m, column)[0, 1]
 
     assert 5 < sum(mirrored(v) for v in variants) < 35
+
+
+def test_distract_makes_seeded_saturated_or_blotted_variants() -> None:
+    # A muted frame: grey plus a little colour, so raised saturation is measurable.
+    rng = np.random.default_rng(0)
+    frame = (100 + rng.integers(-20, 21, (48, 48, 3))).astype(np.uint8)
+
+    def saturation(x: np.ndarray) -> float:
+        return float(x.astype(np.float32).std(-1).mean())
+
+    variants = [distract(np.random.default_rng(seed), frame) for seed in range(30)]
+    assert all(v.shape == frame.shape and v.dtype == np.uint8 for v in variants)
+    assert np.array_equal(variants[3], distract(np.random.default_rng(3), frame))
+    assert all(saturation(v) > 1.4 * saturation(frame) for v in variants)
+    # Blobs repaint whole regions; raised saturation moves a muted frame's pixels only a little.
+
+    def painted(v: np.ndarray) -> bool:
+        changed = np.abs(v.astype(np.int16) - frame).max(-1) > 60
+        return bool(changed.mean() > 0.05)
+
+    blotted = sum(painted(v) for v in variants)
+    assert 5 < blotted < 25
 
 
 def test_backgrounds_missing_assets_is_an_input_file_error(

@@ -227,16 +227,16 @@ def test_continue_passes_its_data_options_to_the_stage(
     monkeypatch.setattr(mini, "continue_package", record)
     base = ["continue", str(tmp_path / "pkg"), "--work", str(tmp_path / "w")]
     base += ["--out", str(tmp_path / "out")]
-    result = invoke(*base, "--position-skip", "900", "--hard-haystacks", "--varied-haystacks")
+    options = ["--position-skip", "900", "--hard-haystacks", "--varied-haystacks"]
+    result = invoke(*base, *options, "--distractor-haystacks")
     assert_one_line_error(result, "recorded")
-    assert (seen[0].position_skip, seen[0].hard_haystacks, seen[0].varied_haystacks) == (
-        900,
-        True,
-        True,
-    )
+    first = seen[0]
+    assert (first.position_skip, first.hard_haystacks, first.varied_haystacks) == (900, True, True)
+    assert first.distractor_haystacks
     assert invoke(*base).exit_code == 2
     recipe = mini.RECIPE["stage3"]
-    assert (seen[1].position_skip, seen[1].hard_haystacks) == (
+    assert (seen[1].position_skip, seen[1].hard_haystacks, seen[1].distractor_haystacks) == (
         recipe.position_skip,
         recipe.hard_haystacks,
+        recipe.distractor_haystacks,
     )

@@ -414,6 +414,14 @@ def continue_command(
             "graphic on black), colour-varied.",
         ),
     ] = None,
+    distractor_haystacks: Annotated[
+        bool | None,
+        typer.Option(
+            "--distractor-haystacks/--no-distractor-haystacks",
+            help="A third of needle clips' haystack frames become card-free decoys (coloured "
+            "blobs, raised saturation).",
+        ),
+    ] = None,
 ) -> None:
     """Stage 3: train a finished package on (fresh video QA, padded batches of 16; sized for a
     GPU) and package the result in OUT (which may be PACKAGE itself: it is replaced only when
@@ -437,6 +445,7 @@ def continue_command(
             position_skip=position_skip,
             varied_haystacks=varied_haystacks,
             hard_haystacks=hard_haystacks,
+            distractor_haystacks=distractor_haystacks,
         )
         package_staged(out, lambda staging: continue_package(package, work, staging, stage))
     except LongvidError as exc:

@@ -118,7 +118,8 @@ class StageConfig:
     gap of up to that many positions at a random point of each training prompt
     (`skipped_positions`), so clips of at most 16 frames show the LLM the distances of long
     ones. ``varied_haystacks`` draws needle clips' footage from the vision tower's backgrounds
-    and ``hard_haystacks`` adds kinds of footage the tower never saw, colour-varied
+    and ``hard_haystacks`` adds kinds of footage the tower never saw, colour-varied;
+    ``distractor_haystacks`` turns a third of their frames into card-free decoys
     (`needle_example`)."""
 
     steps: int
@@ -133,6 +134,7 @@ class StageConfig:
     position_skip: int = 0
     varied_haystacks: bool = False
     hard_haystacks: bool = False
+    distractor_haystacks: bool = False
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -246,7 +248,12 @@ def qa_example(
 
 
 def needle_example(
-    seed: int, split: str = "train", *, varied: bool = False, hard: bool = False
+    seed: int,
+    split: str = "train",
+    *,
+    varied: bool = False,
+    hard: bool = False,
+    distractors: bool = False,
 ) -> Example:
     """Stage 2: V-NIAH's task at training length: a card on grey among 7-15 footage frames,
     asked V-NIAH's open question (`longvid.train.videoqa.needle_clip`); no text channels, as
@@ -255,13 +262,17 @@ def needle_example(
     of each clip, so fewer kinds of footage are new to the model at test time. ``hard`` (train
     split only) adds the clips of `longvid.train.render.EXTRA_VIDEOS` and varies each haystack
     frame's colours (`longvid.train.render.vary_background`): the shipped model took unseen
-    rendered animation and phone video for a card."""
+    rendered animation and phone video for a card. ``distractors`` turns a third of the
+    haystack frames into card-free decoys (`longvid.train.render.distract`): coloured blobs or
+    raised saturation, what that animation looks like."""
     n_haystack = int(np.random.default_rng([seed, 5]).integers(7, 16))
     footage = {}
     if varied or hard:
         vision = RECIPE["vision"]
         footage = {"footage_frames": vision["background_frames"], "photos": vision["photos"]}
-    frames, times, word = needle_clip(seed, split, n_haystack, extra=hard, vary=hard, **footage)
+    frames, times, word = needle_clip(
+        seed, split, n_haystack, extra=hard, vary=hard, distractors=distractors, **footage
+    )
     return Example(frames, times, open_prompt(NEEDLE_QUESTION), word)
 
 
@@ -270,7 +281,13 @@ def stage2_example(seed: int, stage: StageConfig, split: str = "train") -> Examp
     a question of any kind."""
     draw = float(np.random.default_rng([seed, 6]).random())
     if draw < stage.needle_share:
-        return needle_example(seed, split, varied=stage.varied_haystacks, hard=stage.hard_haystacks)
+        return needle_example(
+            seed,
+            split,
+            varied=stage.varied_haystacks,
+            hard=stage.hard_haystacks,
+            distractors=stage.distractor_haystacks,
+        )
     if draw < stage.needle_share + stage.what_share:
         return qa_example(seed, split, kind="what")
     return qa_example(seed, split)

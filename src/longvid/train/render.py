@@ -482,6 +482,31 @@ def vary_background(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def distract(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
+    """A card-free distractor made from a haystack frame ``(H, W, 3)`` uint8: half the time
+    6-29 blobs in the named colours (`COLORS`, dimmed or brightened) scattered over it, half
+    the time its colour saturation raised 1.5-3 times. Both look like what the shipped model
+    mistook for a card: rendered animation of saturated, spotted figures (the test clip
+    `win005.mkv`), whose tokens are as strong as a card's."""
+    if rng.random() < 0.5:
+        x = frame.astype(np.float32)
+        grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        x = grey + (x - grey) * float(rng.uniform(1.5, 3.0))
+        return np.clip(x, 0, 255).astype(np.uint8)
+    img = Image.fromarray(frame)
+    draw = ImageDraw.Draw(img)
+    side = min(img.size)
+    names = list(COLORS)
+    for _ in range(int(rng.integers(6, 30))):
+        radius = side * float(rng.uniform(0.03, 0.2))
+        x, y = (float(v) for v in rng.uniform(0, side, 2))
+        stretch = float(rng.uniform(0.6, 1.4))
+        rgb = np.array(COLORS[names[int(rng.integers(len(names)))]]) * rng.uniform(0.5, 1.1)
+        fill = tuple(int(v) for v in np.clip(rgb, 0, 255))
+        draw.ellipse((x - radius, y - radius * stretch, x + radius, y + radius * stretch), fill)
+    return np.asarray(img)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_backgrounds(
     split: str, size: int, frames_per_video: int, photos: bool, extra: bool

@@ -37,6 +37,7 @@ from longvid.train.render import (
     Scene,
     Shapes,
     caption,
+    distract,
     random_card,
     random_scene,
     random_shapes,
@@ -497,13 +498,16 @@ def needle_clip(
     photos: bool = False,
     extra: bool = False,
     vary: bool = False,
+    distractors: bool = False,
 ) -> tuple[np.ndarray, list[float], str]:
     """A short clip in V-NIAH's form: ``n_haystack`` frames of the split's footage at one frame
     per second with one `needle_card` (a random word, a random style) spliced in at a random
     place. Returns ``(frames (n_haystack + 1, size, size, 3), times, word)``; the times count
     seconds from 0, as V-NIAH's do. Deterministic in ``(seed, split)``. The footage is
     ``Backgrounds.load(split, frames_per_video=footage_frames, photos=photos, extra=extra)``;
-    ``vary`` passes each haystack frame through `vary_background` (colours, mirror).
+    ``vary`` passes each haystack frame through `vary_background` (colours, mirror);
+    ``distractors`` turns a third of the haystack frames into card-free `distract` frames
+    (coloured blobs, raised saturation).
 
     The haystack walks through the footage from a random frame, each frame a random crop, and in
     half the clips a third of the frames carry a shape group: the split has only ~100 footage
@@ -513,6 +517,7 @@ def needle_clip(
         raise ConfigError(f"a needle clip needs at least one haystack frame, got {n_haystack}")
     rng = _rng(seed, split, 2)
     look = _rng(seed, split, 3)  # its own stream: ``vary`` keeps the word, crops and shapes
+    decoy = _rng(seed, split, 4)  # and so does ``distractors``
     footage = Backgrounds.load(
         split,
         size=_background_size(size, size),
@@ -531,6 +536,8 @@ def needle_clip(
             (size, size), Image.Resampling.BILINEAR, box=(left, top, left + crop, top + crop)
         )
         ground = vary_background(look, np.asarray(frame)) if vary else np.asarray(frame)
+        if distractors and decoy.random() < 1 / 3:
+            ground = distract(decoy, ground)
         shapes = random_shapes(rng) if with_shapes and rng.random() < 1 / 3 else None
         haystack.append(render(Scene(None, shapes), ground, size))
     word = WORDS[int(rng.integers(len(WORDS)))]
