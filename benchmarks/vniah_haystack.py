@@ -8,7 +8,10 @@ is one haystack, scored at the same frame counts, depths and needle words as ben
 
 * ``footage``: the first N frames (bench-mini's haystack);
 * ``<source>``: the 16 frames of one source clip, looped to N (that footage alone, any length);
-* ``black``: N black frames (length with nothing to read).
+* ``black``: N black frames (length with nothing to read);
+* ``<source>:<variant>`` (only when named in ``--rows``): what about a clip is misread,
+  ``one``/``two`` its first frame(s) then black frames, ``grey`` greyscale, ``bgr`` colour
+  channels reversed, ``mirror`` mirrored left to right, ``dark`` at half brightness.
 
 If a row stays high at every length while ``footage`` falls, length is not what breaks
 transfer. Each cell is the share of (word, depth) needles found; for the longest haystack the
@@ -18,7 +21,7 @@ content, MODEL (benchmarks/vniah_haystack.py)`` of docs/benchmarks.md is replace
 ``--no-write``.
 
     python benchmarks/vniah_haystack.py [--model longvid-mini] [--frames 16 32 64 128]
-        [--rows footage black]
+        [--rows footage black win005:one win005:grey]
 """
 
 from __future__ import annotations
@@ -70,6 +73,38 @@ def haystacks(count: int) -> dict[str, np.ndarray]:
     return rows
 
 
+def _grey(clip: np.ndarray) -> np.ndarray:
+    luma = clip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.repeat(luma[..., None], 3, axis=-1).round().astype(np.uint8)
+
+
+def _leading(clip: np.ndarray, kept: int) -> np.ndarray:
+    out = np.zeros_like(clip)
+    out[:kept] = clip[:kept]
+    return out
+
+
+#: Probes of one clip's looped haystack, named ``<source>:<variant>`` in ``--rows``.
+VARIANTS = {
+    "one": lambda clip: _leading(clip, 1),
+    "two": lambda clip: _leading(clip, 2),
+    "grey": _grey,
+    "bgr": lambda clip: np.ascontiguousarray(clip[..., ::-1]),
+    "mirror": lambda clip: np.ascontiguousarray(clip[:, :, ::-1]),
+    "dark": lambda clip: (clip // 2).astype(np.uint8),
+}
+
+
+def variant_rows(names: list[str], base: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``<source>:<variant>`` haystacks among ``names``, made from ``base``'s rows."""
+    rows = {}
+    for name in names:
+        source, _, kind = name.partition(":")
+        if kind and source in base and kind in VARIANTS:
+            rows[name] = VARIANTS[kind](base[source])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="longvid-mini")
@@ -82,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     frames = sorted(set(args.frames))
     every = haystacks(max(frames))
+    every |= variant_rows(args.rows or [], every)
     unknown = sorted(set(args.rows or []) - set(every))
     if unknown:
-        parser.error(f"unknown haystacks {unknown} (known: {', '.join(every)})")
+        parser.error(
+            f"unknown haystacks {unknown} (known: {', '.join(every)}, and "
+            f"<source>:<variant> with a variant of {', '.join(VARIANTS)})"
+        )
     model = load_model(args.model)
     words = list(NEEDLE_WORDS)
     longest = frames[-1]
@@ -132,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.model}, needle words {', '.join(words)} at depths "
             f"{', '.join(map(str, DEPTHS))}; teacher-forced as in bench-mini. Rows: `footage` is "
             "bench-mini's haystack (the first N test-footage frames, 16 per source clip in turn); "
-            "a source's name is that clip's 16 frames looped to N; `black` is N black frames. "
+            "a source's name is that clip's 16 frames looped to N; `black` is N black frames; "
+            "`<source>:<variant>` is a probe of that row (the script's docstring). "
             "Each cell: needles found (of words x depths)."
         )
         write_table_section(HEADING.format(model=args.model), command.strip(), text, columns, rows)

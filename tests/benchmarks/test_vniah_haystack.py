@@ -34,3 +34,27 @@ def test_an_unknown_row_is_refused_before_any_model_loads(vniah_haystack, capsys
     with pytest.raises(SystemExit):
         vniah_haystack.main(["--model", "no-such-model", "--rows", "footage", "nowhere"])
     assert "unknown haystacks ['nowhere']" in capsys.readouterr().err
+
+
+def test_variant_rows_probe_one_clip_by_frames_colour_and_layout(vniah_haystack) -> None:
+    base = {"clip": np.random.default_rng(0).integers(0, 256, (4, 6, 8, 3), dtype=np.uint8)}
+    names = ["clip:one", "clip:two", "clip:grey", "clip:bgr", "clip:mirror", "clip:dark"]
+    rows = vniah_haystack.variant_rows([*names, "clip", "other:grey", "clip:sepia"], base)
+    assert list(rows) == names  # a plain row or an unknown source/variant is not a variant
+    clip = base["clip"]
+    np.testing.assert_array_equal(rows["clip:one"][0], clip[0])
+    assert not rows["clip:one"][1:].any()
+    np.testing.assert_array_equal(rows["clip:two"][:2], clip[:2])
+    assert not rows["clip:two"][2:].any()
+    grey = rows["clip:grey"]
+    assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
+    np.testing.assert_array_equal(rows["clip:bgr"][..., 0], clip[..., 2])
+    np.testing.assert_array_equal(rows["clip:mirror"][:, :, 0], clip[:, :, -1])
+    np.testing.assert_array_equal(rows["clip:dark"], clip // 2)
+    assert all(r.shape == clip.shape and r.dtype == np.uint8 for r in rows.values())
+
+
+def test_a_variant_of_an_unknown_kind_is_refused(vniah_haystack, capsys) -> None:
+    with pytest.raises(SystemExit):
+        vniah_haystack.main(["--model", "no-such-model", "--rows", "win005:sepia"])
+    assert "unknown haystacks ['win005:sepia']" in capsys.readouterr().err
