@@ -223,6 +223,8 @@ def measure(compressor: str, args: argparse.Namespace, console: Console) -> dict
         "prefill_s": off.mean_prefill_s,
         "peak_rss_mb": peak_rss_mb(),
         "qa_rows": qa_rows(off, on),
+        "measured": date.today().isoformat(),
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -266,10 +268,11 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
         HEADING,
         "",
-        f"Run on {date.today().isoformat()}; {cpu}, torch {torch.__version__} (CPU, "
-        f"{torch.get_num_threads()} threads). Held-out QA: test-split questions (how many per "
-        f"kind and form: under each model), {args.qa_frames} frames, greedy answers from the "
-        "training prompt, normalised exact match; multiple choice "
+        f"Run on {date.today().isoformat()}; {cpu}, torch {torch.__version__} (CPU; when "
+        "each model was measured, and on how many threads, is under it: a model's prefill "
+        "time compares with another's only at the same). Held-out QA: test-split questions "
+        f"(how many per kind and form: under each model), {args.qa_frames} frames, greedy "
+        "answers from the training prompt, normalised exact match; multiple choice "
         + (
             "by options (the cloze form: the question asked open, each option scored as the "
             "whole answer, the likeliest taken)"
@@ -298,7 +301,12 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "",
             f"### {r['name']}",
             "",
-            f"{r['n_per_kind']} questions per kind and form. V-NIAH frames: "
+            (
+                f"Measured on {r['measured']} with {r['threads']} torch thread(s). "
+                if "threads" in r
+                else ""
+            )
+            + f"{r['n_per_kind']} questions per kind and form. V-NIAH frames: "
             f"{', '.join(map(str, r['vniah_frames']))}; depths: "
             f"{', '.join(f'{d:g}' for d in r.get('vniah_depths', args.depths))}"
             + (f"; needles: {', '.join(r['vniah_needles'])}." if "vniah_needles" in r else "."),

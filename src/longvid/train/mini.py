@@ -163,6 +163,12 @@ RECIPE = {
         needle_share=0.3,
         what_share=0.3,
         padded=True,
+        # Position gaps carry needle reading past the training length; footage the tower never
+        # saw and card-free decoys keep loud frames from being read as the card. The shipped
+        # longva/ got them as a 90-step CPU continuation (model card; docs/benchmarks.md).
+        position_skip=7000,
+        hard_haystacks=True,
+        distractor_haystacks=True,
     ),
 }
 
