@@ -42,7 +42,7 @@ from _docs import write_table_section  # noqa: E402
 from longvid.bench.grid import Cell  # noqa: E402
 from longvid.bench.mini_eval import NEEDLE_WORDS, MiniVNIAH  # noqa: E402
 from longvid.generate import load_model  # noqa: E402
-from longvid.train.render import FRAMES_PER_VIDEO, Backgrounds  # noqa: E402
+from longvid.train.render import FRAMES_PER_VIDEO, Backgrounds, grey_levels  # noqa: E402
 
 HEADING = "## V-NIAH haystack: length or content, {model} (benchmarks/vniah_haystack.py)"
 DEPTHS = (0.0, 0.5, 1.0)
@@ -74,8 +74,7 @@ def haystacks(count: int) -> dict[str, np.ndarray]:
 
 
 def _grey(clip: np.ndarray) -> np.ndarray:
-    luma = clip.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.repeat(luma[..., None], 3, axis=-1).round().astype(np.uint8)
+    return np.repeat(grey_levels(clip)[..., None], 3, axis=-1).round().astype(np.uint8)
 
 
 def _leading(clip: np.ndarray, kept: int) -> np.ndarray:
@@ -91,7 +90,7 @@ VARIANTS = {
     "grey": _grey,
     "bgr": lambda clip: np.ascontiguousarray(clip[..., ::-1]),
     "mirror": lambda clip: np.ascontiguousarray(clip[:, :, ::-1]),
-    "dark": lambda clip: (clip // 2).astype(np.uint8),
+    "dark": lambda clip: clip // 2,
 }
 
 

@@ -464,6 +464,11 @@ def _photo_squares(path: Path, size: int) -> list[np.ndarray]:
     return squares
 
 
+def grey_levels(frame: np.ndarray) -> np.ndarray:
+    """The grey level (ITU-R BT.601 luma) of each pixel of ``frame`` ``(..., 3)``, float32."""
+    return frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def vary_background(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     """A photometric and mirror variant of a background frame ``(H, W, 3)`` uint8: mirrored
     half the time, its colour channels permuted half the time, greyscale one time in five,
@@ -476,7 +481,7 @@ def vary_background(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     if rng.random() < 0.5:
         x = x[..., rng.permutation(3)]
     if rng.random() < 0.2:
-        x = np.repeat(x @ np.array([0.299, 0.587, 0.114], np.float32), 3).reshape(x.shape)
+        x = np.repeat(grey_levels(x), 3).reshape(x.shape)
     mean = x.mean()
     x = (x - mean) * float(rng.uniform(0.6, 1.4)) + mean * float(rng.uniform(0.6, 1.4))
     return np.clip(x, 0, 255).astype(np.uint8)
@@ -490,7 +495,7 @@ def distract(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     `win005.mkv`), whose tokens are as strong as a card's."""
     if rng.random() < 0.5:
         x = frame.astype(np.float32)
-        grey = (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        grey = grey_levels(x)[..., None]
         x = grey + (x - grey) * float(rng.uniform(1.5, 3.0))
         return np.clip(x, 0, 255).astype(np.uint8)
     img = Image.fromarray(frame)
