@@ -235,8 +235,14 @@ def test_continue_passes_its_data_options_to_the_stage(
     assert first.distractor_haystacks
     assert invoke(*base).exit_code == 2
     recipe = mini.RECIPE["stage3"]
-    assert (seen[1].position_skip, seen[1].hard_haystacks, seen[1].distractor_haystacks) == (
+    assert (
+        seen[1].position_skip,
+        seen[1].hard_haystacks,
+        seen[1].distractor_haystacks,
+        seen[1].tower_lr_scale,
+    ) == (
         recipe.position_skip,
         recipe.hard_haystacks,
         recipe.distractor_haystacks,
+        recipe.tower_lr_scale,
     )

@@ -164,11 +164,13 @@ RECIPE = {
         what_share=0.3,
         padded=True,
         # Position gaps carry needle reading past the training length; footage the tower never
-        # saw and card-free decoys keep loud frames from being read as the card. The shipped
-        # longva/ got them as a 90-step CPU continuation (model card; docs/benchmarks.md).
+        # saw and card-free decoys keep loud frames from being read as the card; the tower,
+        # tuned at a tenth of the rate, stops mistaking loud footage for a card. The shipped
+        # longva/ got them as two 90-step CPU continuations (model card; docs/benchmarks.md).
         position_skip=7000,
         hard_haystacks=True,
         distractor_haystacks=True,
+        tower_lr_scale=0.1,
     ),
 }
 
