@@ -3,8 +3,10 @@
 The "what" questions of `longvid.train.videoqa` come in two forms, each multiple-choice or open:
 *ordinal* ("What was the second word shown on a card?": find the cards in time order, read
 one) and *colour* ("What word was written on the yellow card?": bind a card's colour to its
-word). `benchmarks/mini.py` reports them together; this script splits them, frames only (no
-text channels), on held-out test questions, for several models in one run: shipped names
+word). `benchmarks/mini.py` reports them together; this script splits them, with the text
+channels off (frames only, the visual path) and on (``--channels``: subtitles and the OCR of the
+on-screen text interleaved, as ``longvid ask --ocr``), on held-out test questions, for several
+models in one run: shipped names
 (``longvid-mini``) or package folders (``LABEL=PATH``, e.g. one written by
 ``longvid train continue``), beside the text-only baseline (the same LLM and LoRA without
 frames) and chance. Multiple choice is answered both ways of `evaluate_qa`'s ``mc_scoring``
@@ -14,7 +16,7 @@ the same either way. The section ``## Which-word questions by form (benchmarks/w
 of docs/benchmarks.md is replaced unless ``--no-write``.
 
     python benchmarks/which_word.py --models longvid-mini more=results/longva-more \\
-        [--n-per-form 40] [--mc-scoring letter options]
+        [--n-per-form 40] [--mc-scoring letter options] [--channels off on]
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from longvid.train.videoqa import VideoQASample  # noqa: E402
 HEADING = "## Which-word questions by form (benchmarks/which_word.py)"
 COLOUR_FORM = re.compile(r"What word was written on the \w+ card\?")
 FORMS = ("ordinal", "colour")
+CHANNELS = ("off", "on")
 COLUMNS = (
     "model",
+    "text channels",
     "mc by",
     "ordinal mc",
     "ordinal open",
@@ -92,7 +96,7 @@ def another_card(items: list[QAItem], samples: list[VideoQASample]) -> str:
 
 
 def row(
-    label: str, mc_scoring: str, items: list[QAItem], samples: list[VideoQASample]
+    label: str, channels: str, mc_scoring: str, items: list[QAItem], samples: list[VideoQASample]
 ) -> list[str]:
     """One table row: each form x (mc, open), all items, the text-only baseline, and where
     the wrong open answers came from (`another_card`)."""
@@ -104,6 +108,7 @@ def row(
     blind = sum(i.text_only_correct for i in items) / len(items)
     return [
         label,
+        channels,
         mc_scoring,
         *cells,
         cell(items),
@@ -117,34 +122,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["longvid-mini"])
     parser.add_argument("--n-per-form", type=int, default=40, help="Questions per mc/open form.")
     parser.add_argument("--mc-scoring", nargs="+", choices=MC_SCORING, default=list(MC_SCORING))
+    parser.add_argument(
+        "--channels",
+        nargs="+",
+        choices=CHANNELS,
+        default=["off"],
+        help="Text channels off (frames only) and/or on (subtitles and OCR).",
+    )
     parser.add_argument("--no-write", action="store_true", help="Leave docs/benchmarks.md.")
     args = parser.parse_args(argv)
     console = Console()
-    table = Table(title=f"which-word questions, frames only, {args.n_per_form} per mc/open form")
+    table = Table(title=f"which-word questions, {args.n_per_form} per mc/open form")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column == "model" else "right")
     rows = []
-    samples = list(qa_samples(args.n_per_form, text_channels=False, kinds=["what"]))
+    samples = {
+        channels: list(qa_samples(args.n_per_form, text_channels=channels == "on", kinds=["what"]))
+        for channels in args.channels
+    }
     for spec in args.models:
         label, model = load(spec)
-        for scoring in args.mc_scoring:
-            report = evaluate_qa(
-                model,
-                n_per_kind=args.n_per_form,
-                text_channels=False,
-                kinds=["what"],
-                mc_scoring=scoring,
-            )
-            rows.append(row(label, scoring, report.items, samples))
-            table.add_row(*rows[-1])
-            console.print(f"{label}, multiple choice by {scoring}: done")
+        for channels in args.channels:
+            for scoring in args.mc_scoring:
+                report = evaluate_qa(
+                    model,
+                    n_per_kind=args.n_per_form,
+                    text_channels=channels == "on",
+                    kinds=["what"],
+                    mc_scoring=scoring,
+                )
+                rows.append(row(label, channels, scoring, report.items, samples[channels]))
+                table.add_row(*rows[-1])
+                console.print(f"{label}, channels {channels}, multiple choice by {scoring}: done")
     console.print(table)
     chance = "multiple choice 25%, open 0%"
     if not args.no_write:
         command = f"python benchmarks/which_word.py --models {' '.join(args.models)} "
-        command += f"--n-per-form {args.n_per_form} --mc-scoring {' '.join(args.mc_scoring)}"
-        text = "Held-out test questions (the same ones for every model), 16 frames, no text "
-        text += f"channels; each cell is accuracy (questions). Chance: {chance}. `mc by`: "
+        command += f"--n-per-form {args.n_per_form} --mc-scoring {' '.join(args.mc_scoring)} "
+        command += f"--channels {' '.join(args.channels)}"
+        text = "Held-out test questions (the same ones for every model), 16 frames; `text "
+        text += "channels` off: frames only (the visual path), on: subtitles and the OCR of the "
+        text += "on-screen text interleaved with the frames (`longvid ask --ocr`); each cell is "
+        text += f"accuracy (questions). Chance: {chance}. `mc by`: "
         text += "`letter`, the option letter decoded from the lettered prompt the model trained "
         text += "on; `options`, the cloze form: the question asked open and each option scored "
         text += "as the whole answer (`longvid.generate.score_choices`), the most likely taken. "

@@ -62,12 +62,13 @@ def test_ocr_text_follows_its_frame_with_its_time(tiny, text_video: Path) -> Non
     times = answer.timestamps
     assert len(times) == 4 and times[0] < 2.0 <= times[2]
     # New text only: each card once, on the first frame that shows it.
+    # Each line with its colours: black on the white band, named from the decoded pixels.
     assert answer.channel_text == [
-        (times[0], "ocr", "OPEN DAILY"),
-        (times[2], "ocr", "EXIT 12"),
+        (times[0], "ocr", '"OPEN DAILY" in black on white'),
+        (times[2], "ocr", '"EXIT 12" in black on white'),
     ]
     assert answer.channels == ["frames", "ocr"]
-    assert f'[{times[0]:.1f} s] on screen: "OPEN DAILY"' in answer.prompt_layout
+    assert f'[{times[0]:.1f} s] on screen: "OPEN DAILY" in black on white' in answer.prompt_layout
     layout = answer.prompt_layout.splitlines()
     first = next(i for i, line in enumerate(layout) if line.startswith("[frame"))
     assert "OPEN DAILY" in layout[first + 1]  # right after the first frame's tokens
@@ -81,9 +82,9 @@ def test_ocr_and_speech_share_one_caption_per_frame(tiny, text_video: Path) -> N
     )
     times = answer.timestamps
     assert answer.channels == ["frames", "ocr", "speech"]
-    assert (times[2], "ocr", "EXIT 12") in answer.channel_text
+    assert (times[2], "ocr", '"EXIT 12" in black on white') in answer.channel_text
     assert (times[2], "speech", "hello there") in answer.channel_text
-    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" | said: "hello there"'
+    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" in black on white | said: "hello there"'
     assert caption in answer.prompt_layout
 
 
@@ -92,7 +93,8 @@ def test_ocr_reads_frames_even_when_features_come_from_the_cache(tiny, text_vide
     first = generate(tiny, text_video, "Sign?", uniform(3), max_new_tokens=2, ocr=False)
     again = generate(tiny, text_video, "Sign?", uniform(3), max_new_tokens=2, ocr=True)
     assert first.channel_text == [] and first.channels == ["frames"]
-    assert [text for _, _, text in again.channel_text] == ["OPEN DAILY", "EXIT 12"]
+    texts = [text for _, _, text in again.channel_text]
+    assert texts == ['"OPEN DAILY" in black on white', '"EXIT 12" in black on white']
 
 
 def test_channels_off_give_frames_only(tiny, text_video: Path) -> None:
@@ -125,11 +127,12 @@ def test_cli_ask_prints_channels_and_their_text(text_video: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["channels"] == ["frames", "ocr"]
     assert [row[1:] for row in payload["channel_text"]] == [
-        ["ocr", "OPEN DAILY"],
-        ["ocr", "EXIT 12"],
+        ["ocr", '"OPEN DAILY" in black on white'],
+        ["ocr", '"EXIT 12" in black on white'],
     ]
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
-    assert "channels: frames, ocr" in shown.output and "ocr: EXIT 12" in shown.output
+    assert "channels: frames, ocr" in shown.output
+    assert 'ocr: "EXIT 12" in black on white' in " ".join(shown.output.split())
     plain = runner.invoke(app, [*args[:-1], "--no-ocr"])
     assert "channels: frames\n" in plain.output and "OPEN DAILY" not in plain.output

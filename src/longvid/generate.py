@@ -345,9 +345,10 @@ def generate(
     ``ocr=True`` adds the on-screen text channel: `longvid.io.ocr.read_frames` on the sampled
     frames (decoded again when the feature cache supplied their features; frames that barely
     changed or hold no text edges are not OCRed), of which each frame gets only the text that was
-    not on the previous one. Each frame's caption then names its time and channels, e.g.
-    ``[12.0 s] on screen: "OPEN" | said: "hello there"``, in the same caption slot and under the
-    same quarter-context token budget as subtitles (without OCR, subtitles keep the plain form
+    not on the previous one, each line with its colours where it sits on a solid ground. Each
+    frame's caption then names its time and channels, e.g. ``[12.0 s] on screen: "OPEN" in
+    white on red | said: "hello there"``, in the same caption slot and under the same
+    quarter-context token budget as subtitles (without OCR, subtitles keep the plain form
     above). Only with ``alignment="longvid"`` (the reference paths reproduce the reference).
     The ``ocr`` timing holds the OCR and that second decode.
 
@@ -531,11 +532,11 @@ def _channel_captions(
     said: str,
 ) -> tuple[list[str | None], list[tuple[float, str, str]]]:
     """Each frame's caption from its new on-screen text and the subtitle/speech text since the
-    previous frame, marked with its time and channels (``[12.0 s] on screen: "OPEN" | said:
-    "hi"``), in reference form (trailing space); captions are taken in time order while their
-    tokens fit ``min(all of them, context / 4)``, one that would overshoot is left out (the
-    rule of `longvid.io.subtitle_alignment.align_captions`). Also the (time, channel, text) of
-    what was kept."""
+    previous frame, marked with its time and channels (``[12.0 s] on screen: "OPEN" in white
+    on red | said: "hi"``), in reference form (trailing space); captions are taken in time
+    order while their tokens fit ``min(all of them, context / 4)``, one that would overshoot
+    is left out (the rule of `longvid.io.subtitle_alignment.align_captions`). Also the (time,
+    channel, text) of what was kept."""
     from longvid.io.ocr import new_text, read_frames
     from longvid.io.subtitles import align
     from longvid.prompting.channels import channel_captions

@@ -45,20 +45,22 @@ def test_a_row_splits_forms_and_keeps_the_baseline(which_word) -> None:
         _item(seeds[3], colour, False, False, False, said=f" {shown.upper()}."),
         _item(seeds[4], colour, False, False, False, said="unicorn"),
     ]
-    expected = ["m", "options", "50% (2)", "100% (1)", "-", "0% (2)", "40% (5)", "20%", "1 of 2"]
-    assert which_word.row("m", "options", items, samples) == expected
+    cells = ["50% (2)", "100% (1)", "-", "0% (2)", "40% (5)", "20%", "1 of 2"]
+    expected = ["m", "off", "options", *cells]
+    assert which_word.row("m", "off", "options", items, samples) == expected
     with pytest.raises(ValueError, match="not the same questions"):
-        which_word.row("m", "options", items, samples[::-1])
+        which_word.row("m", "off", "options", items, samples[::-1])
 
 
 def test_its_section_is_one_table_under_its_heading(which_word, tmp_path) -> None:
     doc = tmp_path / "benchmarks.md"
     doc.write_text("# Benchmarks\n\n## Other\n\nkept\n")
-    rows = [["m", "letter", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%", "1 of 1"]]
+    rows = [["m", "on", "letter", "50% (2)", "100% (1)", "-", "0% (1)", "50% (4)", "25%", "1 of 1"]]
     which_word.write_table_section(
         which_word.HEADING, "python x.py", "About it.", list(which_word.COLUMNS), rows, path=doc
     )
     text = doc.read_text()
     assert "## Other\n\nkept" in text and text.count(which_word.HEADING) == 1
     assert "`python x.py`. About it." in text
-    assert "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n| m | letter | 50% (2) |" in text
+    header = "|---" + "|---:" * 9 + "|\n"
+    assert header + "| m | on | letter | 50% (2) |" in text

@@ -151,7 +151,7 @@ def test_new_text_gives_lines_once_while_they_stay_on_screen() -> None:
         _frame(3.0),
         _frame(4.0, "Chapter 1"),
     ]
-    assert new_text(frames) == ["TITLE", "Chapter 1", "", "", "Chapter 1"]
+    assert new_text(frames) == ['"TITLE"', '"Chapter 1"', "", "", '"Chapter 1"']
 
 
 @given(st.lists(st.sets(st.sampled_from(["A", "B", "C", "D"])), max_size=8))
@@ -163,4 +163,45 @@ def test_new_text_holds_exactly_the_lines_absent_from_the_previous_frame(
     assert len(got) == len(frames)
     for k, words in enumerate(shown):
         previous = shown[k - 1] if k else set()
-        assert set(got[k].split()) == {w for w in words if w not in previous}
+        given_now = {phrase.strip('"') for phrase in got[k].split(", ") if phrase}
+        assert given_now == {w for w in words if w not in previous}
+
+
+def test_a_line_is_phrased_with_its_colours_when_they_are_known() -> None:
+    assert ocr.line_phrase("EXIT  12", ("white", "green")) == '"EXIT 12" in white on green'
+    assert TextLine("EXIT", 0.9, ((0, 0), (1, 0), (1, 1), (0, 1))).phrase == '"EXIT"'
+
+
+def _sign(ground: tuple[int, int, int], ink: tuple[int, int, int]) -> np.ndarray:
+    image = Image.new("RGB", (160, 60), ground)
+    ImageDraw.Draw(image).text((8, 8), "lemon", fill=ink, font=ImageFont.load_default(size=36))
+    return np.asarray(image)
+
+
+def test_colours_name_every_card_of_the_training_renderer() -> None:
+    """The names OCR gives a card's colours are the ones training captions use
+    (`longvid.train.render.COLORS`), for every text/card pair the renderer may draw."""
+    from longvid.train.render import COLORS, text_colors
+
+    box = ((0.0, 0.0), (160.0, 0.0), (160.0, 60.0), (0.0, 60.0))
+    for card in COLORS:
+        for text in text_colors(card):
+            sign = _sign(COLORS[card], COLORS[text])
+            assert ocr.line_colours(sign, box) == (text, card), (text, card)
+
+
+def test_text_over_footage_has_no_colours(coffee: Path) -> None:
+    photo = np.asarray(Image.open(coffee).convert("RGB").resize((320, 180)))
+    noise = np.random.default_rng(0).integers(0, 256, (60, 160, 3), dtype=np.uint8)
+    box = ((0.0, 0.0), (160.0, 0.0), (160.0, 60.0), (0.0, 60.0))
+    assert ocr.line_colours(noise, box) is None
+    assert ocr.line_colours(photo[:4, :3], box) is None  # too few pixels to tell
+
+
+def test_ocr_reads_a_signs_colours(coffee: Path) -> None:
+    image = Image.open(coffee).convert("RGB").resize((640, 360))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((40, 40, 600, 120), fill=(30, 170, 60))
+    draw.text((60, 50), "EXIT 12", fill=(250, 250, 250), font=ImageFont.load_default(size=52))
+    (frame,) = read_frames(np.asarray(image)[None], [0.0])
+    assert [(line.text, line.colours) for line in frame.lines] == [("EXIT 12", ("white", "green"))]

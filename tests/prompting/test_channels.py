@@ -10,14 +10,21 @@ from longvid.prompting.channels import channel_captions
 
 def test_captions_mark_time_and_channel() -> None:
     captions, pieces = channel_captions(
-        [0.0, 2.5, 5.0], ["OPEN", "", ""], ["hello  there", "", "bye"], said="speech"
+        [0.0, 2.5, 5.0],
+        ['"OPEN" in white on red', "", ""],
+        ["hello  there", "", "bye"],
+        said="speech",
     )
     assert captions == [
-        '[0.0 s] on screen: "OPEN" | said: "hello there" ',
+        '[0.0 s] on screen: "OPEN" in white on red | said: "hello there" ',
         None,
         '[5.0 s] said: "bye" ',
     ]
-    assert pieces == [[("ocr", "OPEN"), ("speech", "hello there")], [], [("speech", "bye")]]
+    assert pieces == [
+        [("ocr", '"OPEN" in white on red'), ("speech", "hello there")],
+        [],
+        [("speech", "bye")],
+    ]
 
 
 text = st.text(alphabet="ab \n", max_size=6)

@@ -5,6 +5,7 @@ training a package on from where it stopped."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -43,6 +44,7 @@ from longvid.train.mini import (
     train_stage1,
     train_stage2,
 )
+from longvid.train.render import COLORS, WORDS
 from longvid.train.videoqa import split_seeds
 from longvid.train.vision import ContrastiveTower
 
@@ -166,6 +168,20 @@ def test_stage2_mix_draws_each_source_by_its_share() -> None:
     half = StageConfig(steps=1, needle_share=0.5)
     drawn = sum(stage2_example(s, half).question == needle_example(s).question for s in seeds)
     assert 10 <= drawn <= 30
+
+
+def test_which_word_questions_come_with_on_screen_text_by_their_share() -> None:
+    seeds = split_seeds("train", 40, start=10**9)
+    screened = StageConfig(steps=1, what_share=1.0, what_screen_share=1.0)
+    for seed in seeds[:6]:
+        example = stage2_example(seed, screened)
+        assert example.screen is not None and example.subtitles is not None
+        sample_words = [re.match(r'"([a-z]+)"', w)[1] for w in example.screen if w]
+        # the answer is in the on-screen text: a word shown, or an option's letter
+        assert example.answer in sample_words or example.answer in "ABCD"
+    half = StageConfig(steps=1, what_share=1.0, what_screen_share=0.5)
+    drawn = sum(stage2_example(s, half).screen is not None for s in seeds)
+    assert 14 <= drawn <= 34  # half asked with the text plus a quarter of the rest
 
 
 def test_both_stages_lower_the_loss(tmp_path: Path) -> None:
@@ -483,7 +499,9 @@ def test_channel_examples_carry_the_visible_card_words_once() -> None:
         seen_screen = True
         assert len(example.screen) == len(example.times)
         new = [w for w in example.screen if w]
-        assert new and all(w in example.question or w.isalpha() for w in new)
+        # each as OCR phrases a card: the word quoted, then its text and card colours
+        phrased = [re.fullmatch(r'"([a-z]+)" in ([a-z]+) on ([a-z]+)', w) for w in new]
+        assert new and all(m and m[1] in WORDS and {m[2], m[3]} <= set(COLORS) for m in phrased)
         # a word is listed when it appears, not again on the next frame that still shows it
         assert all(
             not (a and a == b) for a, b in zip(example.screen, example.screen[1:], strict=False)

@@ -202,6 +202,8 @@ def test_continue_trains_a_package_on_in_place(tmp_path: Path, tiny_recipe) -> N
     assert any(not a.equal(towers[1][name]) for name, a in towers[0].items())
     result = invoke(*args, "--needle-share", "0.6", "--what-share", "0.6")
     assert_one_line_error(result, "sum to at most 1", "(0.6, 0.6)")
+    result = invoke(*args, "--what-share", "0.5", "--what-screen-share", "1.5")
+    assert_one_line_error(result, "what_screen_share must be in [0, 1]", "1.5")
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

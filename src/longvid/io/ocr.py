@@ -24,6 +24,12 @@ The defaults were set on frames of ``shared/assets``: title cards of ``trailer_b
 fractions of 0.006 to 0.03, a screen recording 0.02 to 0.04, a photo with a rendered caption
 about 0.02, dark or blurred frames under 0.004 and a flat frame 0; uniform noise of +-6 grey
 levels changes no pixel, a changed digit 1.6 % of its tile.
+
+Each line found on a solid-coloured ground (a sign, a card, a slide) also carries its colours,
+named among the basic colour terms (`BASIC_COLOURS`; `line_colours`), so the prompt can say
+``"EXIT" in white on green`` and a question about "the green sign" has its answer in text
+(`line_phrase`). Text over footage, where no one colour holds most of the line's box, is given
+without them.
 """
 
 from __future__ import annotations
@@ -39,10 +45,13 @@ import numpy as np
 from longvid.errors import ConfigError, SamplingError
 
 __all__ = [
+    "BASIC_COLOURS",
     "FrameText",
     "TextLine",
     "changed_fraction",
     "edge_fraction",
+    "line_colours",
+    "line_phrase",
     "new_text",
     "ocr_available",
     "ocr_engine",
@@ -55,11 +64,18 @@ _INSTALL = "pip install rapidocr-onnxruntime==1.4.4"
 @dataclass(frozen=True)
 class TextLine:
     """One line of text found in a frame: its text, the recogniser's confidence (0-1) and its
-    box as four (x, y) corners in the frame's pixels, clockwise from top left."""
+    box as four (x, y) corners in the frame's pixels, clockwise from top left; ``colours`` the
+    named (text, ground) colours where the line sits on a solid ground (`line_colours`)."""
 
     text: str
     score: float
     box: tuple[tuple[float, float], ...]
+    colours: tuple[str, str] | None = None
+
+    @property
+    def phrase(self) -> str:
+        """The line as the on-screen text channel gives it (`line_phrase`)."""
+        return line_phrase(self.text, self.colours)
 
 
 @dataclass
@@ -134,13 +150,82 @@ def changed_fraction(
     return max((float(t.mean()) for t in tiles if t.size), default=0.0)
 
 
-def _lines(result: Any, min_score: float) -> list[TextLine]:
-    """RapidOCR's ``[[box, text, score], ...]`` (or None) as `TextLine`s in reading order."""
-    found = [
-        TextLine(str(text).strip(), float(score), tuple((float(x), float(y)) for x, y in box))
-        for box, text, score in (result or [])
-        if float(score) >= min_score and str(text).strip()
-    ]
+BASIC_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (15, 15, 15),
+    "white": (245, 245, 245),
+    "red": (220, 30, 30),
+    "green": (30, 170, 60),
+    "yellow": (250, 220, 30),
+    "blue": (30, 80, 230),
+    "brown": (130, 80, 35),
+    "purple": (140, 50, 180),
+    "pink": (245, 140, 190),
+    "orange": (250, 140, 20),
+    "grey": (128, 128, 128),
+}
+"""The eleven basic colour terms of English (Berlin and Kay, 1969) with a typical RGB each; a
+pixel is named by the nearest one."""
+
+_PALETTE = np.array(list(BASIC_COLOURS.values()), dtype=np.float32)
+_NAMES = tuple(BASIC_COLOURS)
+
+
+def line_colours(
+    frame: np.ndarray,
+    box: Sequence[tuple[float, float]],
+    *,
+    min_ground: float = 0.4,
+    min_ink: float = 0.05,
+) -> tuple[str, str] | None:
+    """The named (text, ground) colours of the line in ``box`` of ``frame`` (H, W, 3) uint8, or
+    None when no one colour names at least ``min_ground`` of the box's pixels (text over
+    footage) or the text's colour is under ``min_ink`` of them.
+
+    The ground is the colour most pixels are nearest to. The text is read from the pixels
+    farthest from the ground (the upper quarter of distances), so the blend at the strokes'
+    edges (grey between black and white) does not outvote the strokes themselves.
+    """
+    xs = [x for x, _ in box]
+    ys = [y for _, y in box]
+    h, w = frame.shape[:2]
+    x0, x1 = max(0, int(min(xs))), min(w, int(np.ceil(max(xs))))
+    y0, y1 = max(0, int(min(ys))), min(h, int(np.ceil(max(ys))))
+    pixels = frame[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
+    if len(pixels) < 16:
+        return None
+    nearest = np.argmin(((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1), axis=1)
+    votes = np.bincount(nearest, minlength=len(_NAMES))
+    ground = int(votes.argmax())
+    if votes[ground] < min_ground * len(pixels):
+        return None
+    away = np.sqrt(((pixels - _PALETTE[ground]) ** 2).sum(-1))
+    far = away >= np.quantile(away, 0.75)
+    ink_votes = np.bincount(nearest[far], minlength=len(_NAMES))
+    ink_votes[ground] = 0
+    ink = int(ink_votes.argmax())
+    if ink_votes[ink] < min_ink * len(pixels):
+        return None
+    return _NAMES[ink], _NAMES[ground]
+
+
+def line_phrase(text: str, colours: tuple[str, str] | None = None) -> str:
+    """One line of on-screen text as the prompt gives it: quoted, then its colours when known,
+    e.g. ``"EXIT" in white on green``."""
+    quoted = f'"{" ".join(text.split())}"'
+    return f"{quoted} in {colours[0]} on {colours[1]}" if colours else quoted
+
+
+def _lines(result: Any, min_score: float, frame: np.ndarray) -> list[TextLine]:
+    """RapidOCR's ``[[box, text, score], ...]`` (or None) on ``frame`` as `TextLine`s, with
+    their colours, in reading order."""
+    found = []
+    for box, text, score in result or []:
+        if float(score) < min_score or not str(text).strip():
+            continue
+        corners = tuple((float(x), float(y)) for x, y in box)
+        found.append(
+            TextLine(str(text).strip(), float(score), corners, line_colours(frame, corners))
+        )
     # Reading order: by top edge, then left edge.
     found.sort(key=lambda line: (min(y for _, y in line.box), min(x for x, _ in line.box)))
     return found
@@ -189,7 +274,7 @@ def read_frames(
             out.append(FrameText(seconds, [], "no-text"))
             continue
         result, _elapsed = engine(np.ascontiguousarray(frame[..., ::-1]))  # RapidOCR wants BGR
-        lines = _lines(result, min_score)
+        lines = _lines(result, min_score, frame)
         out.append(FrameText(seconds, lines))
         last = (frame, lines)
     return out
@@ -201,13 +286,13 @@ def _norm(text: str) -> str:
 
 def new_text(frame_texts: Sequence[FrameText]) -> list[str]:
     """Per frame, the on-screen lines that were not on the previous frame (compared without
-    case and extra spaces), joined with spaces; ``""`` when nothing is new. Text that stays on
-    screen is given once, at the frame where it appeared; text that leaves and comes back is
-    given again."""
+    case and extra spaces), as their `TextLine.phrase` joined with ``", "``; ``""`` when nothing
+    is new. Text that stays on screen is given once, at the frame where it appeared; text that
+    leaves and comes back is given again."""
     out: list[str] = []
     before: set[str] = set()
     for frame in frame_texts:
         now = {_norm(line.text) for line in frame.lines}
-        out.append(" ".join(line.text for line in frame.lines if _norm(line.text) not in before))
+        out.append(", ".join(line.phrase for line in frame.lines if _norm(line.text) not in before))
         before = now
     return out

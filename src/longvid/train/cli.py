@@ -384,6 +384,14 @@ def continue_command(
     what_share: Annotated[
         float | None, typer.Option("--what-share", help="Share of extra which-word questions.")
     ] = None,
+    what_screen_share: Annotated[
+        float | None,
+        typer.Option(
+            "--what-screen-share",
+            help="Share of the extra which-word questions asked with the on-screen text (OCR) "
+            "and subtitle channels on.",
+        ),
+    ] = None,
     tower_lr_scale: Annotated[
         float | None,
         typer.Option(
@@ -441,6 +449,7 @@ def continue_command(
             seed=seed,
             needle_share=needle_share,
             what_share=what_share,
+            what_screen_share=what_screen_share,
             tower_lr_scale=tower_lr_scale,
             position_skip=position_skip,
             varied_haystacks=varied_haystacks,

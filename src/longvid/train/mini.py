@@ -120,7 +120,10 @@ class StageConfig:
     ones. ``varied_haystacks`` draws needle clips' footage from the vision tower's backgrounds
     and ``hard_haystacks`` adds kinds of footage the tower never saw, colour-varied;
     ``distractor_haystacks`` turns a third of their frames into card-free decoys
-    (`needle_example`)."""
+    (`needle_example`). ``what_screen_share`` asks that share of the extra which-word
+    questions with the text channels on and every new card in the captions as OCR phrases
+    it, word and colours (`qa_example`'s ``screen``), so the model learns to answer them from
+    ``longvid ask --ocr``'s on-screen text; the rest draw their channels as any question."""
 
     steps: int
     batch: int = 4
@@ -135,6 +138,7 @@ class StageConfig:
     varied_haystacks: bool = False
     hard_haystacks: bool = False
     distractor_haystacks: bool = False
+    what_screen_share: float = 0.0
 
 
 #: The shipped recipe (``make train-mini``): what each stage of each compressor runs.
@@ -222,14 +226,18 @@ def qa_example(
     *,
     text_channels: bool | None = None,
     kind: str | None = None,
+    screen: bool = False,
 ) -> Example:
     """Stage 2: a question of ``kind`` (None: a random kind) about a 6-12 frame rendered
     timeline.
 
-    ``text_channels`` None draws it (half the examples get the subtitle channel); subtitle
-    questions only come with the channel on, since without it they have no answer.
+    ``text_channels`` None draws it (half the examples get the subtitle channel, half of those
+    the on-screen text too); subtitle questions only come with the channel on, since without
+    it they have no answer. ``screen`` turns both channels on, on-screen text included.
     """
     rng = np.random.default_rng(seed)
+    if screen:
+        text_channels = True
     channels = bool(rng.integers(2)) if text_channels is None else text_channels
     kinds = [k for k in QUESTION_KINDS if channels or k != "subtitle"]
     drawn = kinds[int(rng.integers(len(kinds)))]
@@ -242,16 +250,16 @@ def qa_example(
         multiple_choice=bool(rng.integers(2)),
         subtitles=channels,
     )
-    screen = None
-    if channels and rng.integers(2):
-        screen = _screen_text(sample.timeline, sample.timestamps)
+    on_screen = None
+    if channels and (rng.integers(2) or screen):
+        on_screen = _screen_text(sample.timeline, sample.timestamps)
     return Example(
         sample.frames,
         list(sample.timestamps),
         sample.prompt(),
         sample.answer,
         list(sample.subtitles) if channels else None,
-        screen,
+        on_screen,
     )
 
 
@@ -297,15 +305,23 @@ def stage2_example(seed: int, stage: StageConfig, split: str = "train") -> Examp
             distractors=stage.distractor_haystacks,
         )
     if draw < stage.needle_share + stage.what_share:
-        return qa_example(seed, split, kind="what")
+        screen = float(np.random.default_rng([seed, 7]).random()) < stage.what_screen_share
+        return qa_example(seed, split, kind="what", screen=screen)
     return qa_example(seed, split)
 
 
 def _screen_text(timeline, times: list[float]) -> list[str]:
-    """Per frame, the card word that is new on screen since the previous frame (what
-    `longvid.io.ocr.new_text` gives for these frames when OCR reads them right)."""
-    words = [card.word if (card := timeline.scene_at(t).card) is not None else "" for t in times]
-    return [w if w and (i == 0 or words[i - 1] != w) else "" for i, w in enumerate(words)]
+    """Per frame, the card that is new on screen since the previous frame, with its colours
+    (what `longvid.io.ocr.new_text` gives for these frames when OCR reads them right)."""
+    from longvid.io.ocr import line_phrase
+
+    cards = [timeline.scene_at(t).card for t in times]
+    return [
+        line_phrase(c.word, (c.text_color, c.card_color))
+        if c is not None and (i == 0 or cards[i - 1] is None or cards[i - 1].word != c.word)
+        else ""
+        for i, c in enumerate(cards)
+    ]
 
 
 def prompt_embeds(
@@ -515,6 +531,8 @@ def train_stage2(
         )
     if stage.position_skip < 0:
         raise ConfigError(f"position_skip must be >= 0, got {stage.position_skip}")
+    if not 0 <= stage.what_screen_share <= 1:
+        raise ConfigError(f"what_screen_share must be in [0, 1], got {stage.what_screen_share}")
     if stage.tower_lr_scale:
         unfreeze_tower(model)
     seeds = split_seeds("train", stage.steps * stage.batch, start=10**9 + stage.seed * 10**7)
