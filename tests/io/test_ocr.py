@@ -205,3 +205,11 @@ def test_ocr_reads_a_signs_colours(coffee: Path) -> None:
     draw.text((60, 50), "EXIT 12", fill=(250, 250, 250), font=ImageFont.load_default(size=52))
     (frame,) = read_frames(np.asarray(image)[None], [0.0])
     assert [(line.text, line.colours) for line in frame.lines] == [("EXIT 12", ("white", "green"))]
+
+
+def test_symbols_and_unsure_reads_are_no_text() -> None:
+    """Shapes PP-OCR "reads" (``★★``) and low-score misreads are left out; words stay."""
+    box = [[0, 0], [20, 0], [20, 10], [0, 10]]
+    result = [[box, "★★", 0.99], [box, "EXIT 12", 0.95], [box, "U", 0.6], [box, "■", 0.97]]
+    frame = np.zeros((10, 20, 3), dtype=np.uint8)
+    assert [line.text for line in ocr._lines(result, 0.8, frame)] == ["EXIT 12"]
