@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from longvid.cache import cache_dir
 from longvid.errors import ConfigError, InputFileError
+from longvid.io.ocr import BASIC_COLOURS
 
 WORDS: tuple[str, ...] = (
     "apple", "bread", "chair", "dog", "egg", "fish", "goat", "house", "king", "lemon",
@@ -43,16 +44,12 @@ from-scratch 2M-parameter tower on two CPU cores reads 32 words after ~100k fram
 beyond that budget (see models/longvid-mini/README.md)."""
 
 COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 30, 30),
-    "green": (30, 170, 60),
-    "blue": (30, 80, 230),
-    "yellow": (250, 220, 30),
-    "white": (245, 245, 245),
-    "black": (15, 15, 15),
-    "orange": (250, 140, 20),
-    "purple": (140, 50, 180),
+    name: BASIC_COLOURS[name]
+    for name in ("red", "green", "blue", "yellow", "white", "black", "orange", "purple")
 }
-"""The eight named colours of cards, text and shapes (RGB)."""
+"""The eight named colours of cards, text and shapes (RGB): the typical colours of those basic
+terms that OCR names text by (`longvid.io.ocr.BASIC_COLOURS`), so a card's colours read back as
+the names its captions use."""
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star")
 COUNTS: tuple[int, ...] = (1, 2, 3, 4, 5)
