@@ -311,17 +311,21 @@ def stage2_example(seed: int, stage: StageConfig, split: str = "train") -> Examp
 
 
 def _screen_text(timeline, times: list[float]) -> list[str]:
-    """Per frame, the card that is new on screen since the previous frame, with its colours
-    (what `longvid.io.ocr.new_text` gives for these frames when OCR reads them right)."""
-    from longvid.io.ocr import line_phrase
+    """Per frame, the card that is new on screen since the previous frame, with its colours:
+    `longvid.io.ocr.new_text` on the lines OCR reads from these frames when it reads them
+    right."""
+    from longvid.io.ocr import FrameText, TextLine, new_text
 
-    cards = [timeline.scene_at(t).card for t in times]
-    return [
-        line_phrase(c.word, (c.text_color, c.card_color))
-        if c is not None and (i == 0 or cards[i - 1] is None or cards[i - 1].word != c.word)
-        else ""
-        for i, c in enumerate(cards)
-    ]
+    read = []
+    for t in times:
+        card = timeline.scene_at(t).card
+        lines = (
+            []
+            if card is None
+            else [TextLine(card.word, 1.0, (), (card.text_color, card.card_color))]
+        )
+        read.append(FrameText(t, lines))
+    return new_text(read)
 
 
 def prompt_embeds(
