@@ -46,9 +46,9 @@ class _Counting:
         self.engine = engine
         self.calls = 0
 
-    def __call__(self, image: np.ndarray):
+    def __call__(self, image: np.ndarray, **options):
         self.calls += 1
-        return self.engine(image)
+        return self.engine(image, **options)
 
 
 @pytest.fixture
@@ -213,3 +213,23 @@ def test_symbols_and_unsure_reads_are_no_text() -> None:
     result = [[box, "★★", 0.99], [box, "EXIT 12", 0.95], [box, "U", 0.6], [box, "■", 0.97]]
     frame = np.zeros((10, 20, 3), dtype=np.uint8)
     assert [line.text for line in ocr._lines(result, 0.8, frame)] == ["EXIT 12"]
+
+
+def test_italic_card_words_are_read_upright(coffee: Path) -> None:
+    """RapidOCR's text-direction classifier took these italic words for upside-down lines and
+    read them turned over (``piano`` as ``oupid``); frames are read upright by default."""
+    from longvid.train.render import FONTS, Card, Scene, render
+
+    photo = np.asarray(Image.open(coffee).convert("RGB"))
+    italic = next(font for font in FONTS if font.name == "DejaVuSerif-Italic.ttf")
+    words = ("nest", "goat", "piano")
+    frames = np.stack(
+        [
+            render(Scene(Card(word, "black", "green", italic, 0.25, 0.5, 0.4), None), photo, 192)
+            for word in words
+        ]
+    )
+    found = read_frames(frames, [0.0, 1.0, 2.0], min_changed=0)
+    assert [(frame.text, frame.lines[0].colours) for frame in found] == [
+        (word, ("black", "green")) for word in words
+    ]

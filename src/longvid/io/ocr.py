@@ -249,6 +249,7 @@ def read_frames(
     min_changed: float = 0.005,
     change_level: float = 24.0,
     change_side: int = 256,
+    upright: bool = True,
 ) -> list[FrameText]:
     """The on-screen text of each frame of ``frames`` (T, H, W, 3) uint8 RGB.
 
@@ -259,7 +260,10 @@ def read_frames(
     frames of each of 12 asset videos and on rendered cards: real text scored 0.8-1.0 (card
     words 0.90 and up), while shapes and textures misread as letters (``U``, ``FN``, ``0000``
     for four circles) scored 0.5-0.8. ``min_changed=0`` OCRs every frame with edges; ``min_edges=0``
-    every changed frame. `SamplingError` when the frames are not (T, H, W, 3) uint8 or the
+    every changed frame. ``upright`` skips RapidOCR's text-direction classifier, which turns
+    a line it judges upside down by 180 degrees before reading it: on video frames text is
+    upright, and the classifier judged italic words upside down (``piano`` read as ``oupid``,
+    ``goat`` as ``4D06``). `SamplingError` when the frames are not (T, H, W, 3) uint8 or the
     timestamps do not match them; `ConfigError` when the OCR package is missing.
     """
     frames = np.asarray(frames)
@@ -283,7 +287,8 @@ def read_frames(
         if edge_fraction(frame, level=edge_level, side=edge_side) < min_edges:
             out.append(FrameText(seconds, [], "no-text"))
             continue
-        result, _elapsed = engine(np.ascontiguousarray(frame[..., ::-1]))  # RapidOCR wants BGR
+        # RapidOCR wants BGR.
+        result, _elapsed = engine(np.ascontiguousarray(frame[..., ::-1]), use_cls=not upright)
         lines = _lines(result, min_score, frame)
         out.append(FrameText(seconds, lines))
         last = (frame, lines)
