@@ -154,6 +154,19 @@ def test_new_text_gives_lines_once_while_they_stay_on_screen() -> None:
     assert new_text(frames) == ['"TITLE"', '"Chapter 1"', "", "", '"Chapter 1"']
 
 
+def test_jittery_reads_of_a_line_that_stays_are_one_line() -> None:
+    """OCR reads a line that stays on screen a little differently from frame to frame (the
+    test footage's title: ``Hello world...``, ``Helloworld..``, ``Hello worid...``); it is given
+    once. Short words one letter apart are different lines."""
+    frames = [
+        _frame(0.0, "Hello world..."),
+        _frame(1.0, "Helloworld.."),
+        _frame(2.0, "Hello worid...", "cat"),
+        _frame(3.0, "HELLO WORLD", "car"),
+    ]
+    assert new_text(frames) == ['"Hello world..."', "", '"cat"', '"car"']
+
+
 @given(st.lists(st.sets(st.sampled_from(["A", "B", "C", "D"])), max_size=8))
 def test_new_text_holds_exactly_the_lines_absent_from_the_previous_frame(
     shown: list[set[str]],

@@ -39,6 +39,7 @@ import importlib.util
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 import numpy as np
@@ -295,19 +296,37 @@ def read_frames(
     return out
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
+SAME_LINE_RATIO = 0.85
+"""Least `difflib` similarity of two reads (letters and digits, without case) taken for one line
+on screen: one character in seven may differ, so OCR's frame-to-frame jitter on a line that
+stays (``Hello world...``, ``Helloworld..``, ``Hello worid...``) does not make it new text, while
+short words one letter apart (``cat``, ``car``) stay different."""
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def _same_line(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return min(len(a), len(b)) > 0 and SequenceMatcher(None, a, b).ratio() >= SAME_LINE_RATIO
 
 
 def new_text(frame_texts: Sequence[FrameText]) -> list[str]:
-    """Per frame, the on-screen lines that were not on the previous frame (compared without
-    case and extra spaces), as their `TextLine.phrase` joined with ``", "``; ``""`` when nothing
-    is new. Text that stays on screen is given once, at the frame where it appeared; text that
-    leaves and comes back is given again."""
+    """Per frame, the on-screen lines that were not on the previous frame (`SAME_LINE_RATIO`
+    says when two reads are one line), as their `TextLine.phrase` joined with ``", "``; ``""``
+    when nothing is new. Text that stays on screen is given once, at the frame where it
+    appeared; text that leaves and comes back is given again."""
     out: list[str] = []
-    before: set[str] = set()
+    before: list[str] = []
     for frame in frame_texts:
-        now = {_norm(line.text) for line in frame.lines}
-        out.append(", ".join(line.phrase for line in frame.lines if _norm(line.text) not in before))
+        now = [_letters(line.text) for line in frame.lines]
+        fresh = [
+            line.phrase
+            for line, key in zip(frame.lines, now, strict=True)
+            if not any(_same_line(key, seen) for seen in before)
+        ]
+        out.append(", ".join(fresh))
         before = now
     return out
