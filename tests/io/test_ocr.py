@@ -211,6 +211,18 @@ def test_text_over_footage_has_no_colours(coffee: Path) -> None:
     assert ocr.line_colours(photo[:4, :3], box) is None  # too few pixels to tell
 
 
+def test_a_row_of_filled_shapes_has_no_ground(coffee: Path) -> None:
+    """OCR reads a row of filled circles as ``000``; their colour fills most of the box, but
+    not its outline, so no sign's colours are claimed."""
+    image = Image.open(coffee).convert("RGB").resize((320, 180))
+    draw = ImageDraw.Draw(image)
+    for k in range(3):
+        draw.ellipse((40 + 50 * k, 60, 88 + 50 * k, 108), fill=(245, 245, 245))
+    box = ((40.0, 60.0), (188.0, 60.0), (188.0, 108.0), (40.0, 108.0))
+    assert ocr.line_colours(np.asarray(image), box) is None
+    assert ocr.line_colours(np.asarray(image), box, min_border=0.0) is not None
+
+
 def test_ocr_reads_a_signs_colours(coffee: Path) -> None:
     image = Image.open(coffee).convert("RGB").resize((640, 360))
     draw = ImageDraw.Draw(image)

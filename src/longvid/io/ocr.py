@@ -172,16 +172,25 @@ _PALETTE = np.array(list(BASIC_COLOURS.values()), dtype=np.float32)
 _NAMES = tuple(BASIC_COLOURS)
 
 
+def _nearest_colour(pixels: np.ndarray) -> np.ndarray:
+    """Index into `BASIC_COLOURS` of the colour nearest each RGB row of ``pixels`` (N, 3)."""
+    return np.argmin(((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1), axis=1)
+
+
 def line_colours(
     frame: np.ndarray,
     box: Sequence[tuple[float, float]],
     *,
     min_ground: float = 0.4,
+    min_border: float = 0.3,
     min_ink: float = 0.05,
 ) -> tuple[str, str] | None:
     """The named (text, ground) colours of the line in ``box`` of ``frame`` (H, W, 3) uint8, or
     None when no one colour names at least ``min_ground`` of the box's pixels (text over
-    footage) or the text's colour is under ``min_ink`` of them.
+    footage), that colour is under ``min_border`` of the box's outline (no ground around the
+    line: a row of filled shapes that OCR read as ``000``; on rendered cards the outline is
+    0.35-1.0 the card's colour, on rows of circles 0.11-0.25) or the text's colour is under
+    ``min_ink`` of the box's pixels.
 
     The ground is the colour most pixels are nearest to. The text is read from the pixels
     farthest from the ground (the upper quarter of distances), so the blend at the strokes'
@@ -192,13 +201,17 @@ def line_colours(
     h, w = frame.shape[:2]
     x0, x1 = max(0, int(min(xs))), min(w, int(np.ceil(max(xs))))
     y0, y1 = max(0, int(min(ys))), min(h, int(np.ceil(max(ys))))
-    pixels = frame[y0:y1, x0:x1].reshape(-1, 3).astype(np.float32)
+    patch = frame[y0:y1, x0:x1].astype(np.float32)
+    pixels = patch.reshape(-1, 3)
     if len(pixels) < 16:
         return None
-    nearest = np.argmin(((pixels[:, None, :] - _PALETTE[None]) ** 2).sum(-1), axis=1)
+    nearest = _nearest_colour(pixels)
     votes = np.bincount(nearest, minlength=len(_NAMES))
     ground = int(votes.argmax())
     if votes[ground] < min_ground * len(pixels):
+        return None
+    outline = np.concatenate([patch[0], patch[-1], patch[1:-1, 0], patch[1:-1, -1]])
+    if (_nearest_colour(outline) == ground).mean() < min_border:
         return None
     away = np.sqrt(((pixels - _PALETTE[ground]) ** 2).sum(-1))
     far = away >= np.quantile(away, 0.75)
