@@ -273,12 +273,14 @@ def read_frames(
     of at least ``min_score`` that hold a letter or digit. The default score was set on 8
     frames of each of 12 asset videos and on rendered cards: real text scored 0.8-1.0 (card
     words 0.90 and up), while shapes and textures misread as letters (``U``, ``FN``, ``0000``
-    for four circles) scored 0.5-0.8. ``min_changed=0`` OCRs every frame with edges; ``min_edges=0``
-    every changed frame. ``upright`` skips RapidOCR's text-direction classifier, which turns
-    a line it judges upside down by 180 degrees before reading it: on video frames text is
-    upright, and the classifier judged italic words upside down (``piano`` read as ``oupid``,
-    ``goat`` as ``4D06``). `SamplingError` when the frames are not (T, H, W, 3) uint8 or the
-    timestamps do not match them; `ConfigError` when the OCR package is missing.
+    for four circles) scored 0.5-0.8; some rows of circles score higher (``00`` at 0.95) and
+    stay, without a sign's colours (`line_colours`). ``min_changed=0`` OCRs every frame with
+    edges; ``min_edges=0`` every changed frame. ``upright`` skips RapidOCR's text-direction
+    classifier, which turns a line it judges upside down by 180 degrees before reading it: on
+    video frames text is upright, and the classifier judged italic words upside down
+    (``piano`` read as ``oupid``, ``goat`` as ``4D06``). `SamplingError` when the frames are
+    not (T, H, W, 3) uint8 or the timestamps do not match them; `ConfigError` when the OCR
+    package is missing.
     """
     frames = np.asarray(frames)
     times = [float(t) for t in timestamps]
@@ -321,9 +323,7 @@ def _letters(text: str) -> str:
 
 
 def _same_line(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    return min(len(a), len(b)) > 0 and SequenceMatcher(None, a, b).ratio() >= SAME_LINE_RATIO
+    return a == b or SequenceMatcher(None, a, b).ratio() >= SAME_LINE_RATIO
 
 
 def new_text(frame_texts: Sequence[FrameText]) -> list[str]:
