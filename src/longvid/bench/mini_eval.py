@@ -170,24 +170,26 @@ def _choose(model: LongVideoLM, embeds: Tensor, options: list[str]) -> str:
     return f"{videoqa.LETTERS[best]}. {options[best]}"
 
 
+def upscale_for_ocr(frames: np.ndarray) -> np.ndarray:
+    """Rendered frames (T, S, S, 3) at `OCR_SIDE` px (bicubic) when smaller: the 128-px frames
+    the tower sees are too small for PP-OCR, as a user's decoded video is not."""
+    from PIL import Image
+
+    if frames.shape[1] >= OCR_SIDE:
+        return frames
+    side = (OCR_SIDE, OCR_SIDE)
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(side, Image.Resampling.BICUBIC)) for f in frames]
+    )
+
+
 def _ocr_captions(model: LongVideoLM, example: Example) -> list[str | None]:
     """Each frame's caption with its new on-screen text and subtitle, as ``generate(ocr=True)``
     writes them (`longvid.generate._channel_captions`), OCR on frames upscaled to `OCR_SIDE`."""
-    from PIL import Image
-
     from longvid.generate import _channel_captions
     from longvid.io.subtitles import Cue, Subtitles
 
-    frames = example.frames
-    if frames.shape[1] < OCR_SIDE:
-        frames = np.stack(
-            [
-                np.asarray(
-                    Image.fromarray(f).resize((OCR_SIDE, OCR_SIDE), Image.Resampling.BICUBIC)
-                )
-                for f in frames
-            ]
-        )
+    frames = upscale_for_ocr(example.frames)
     subs = Subtitles([Cue(float(a), float(b), t) for a, b, t in example.subtitles or []])
     times = np.asarray(example.times, dtype=np.float64)
     captions, _ = _channel_captions(model, times, frames, subs, "subtitles")
