@@ -64,11 +64,12 @@ def test_ocr_text_follows_its_frame_with_its_time(tiny, text_video: Path) -> Non
     # New text only: each card once, on the first frame that shows it.
     # Each line with its colours: black on the white band, named from the decoded pixels.
     assert answer.channel_text == [
-        (times[0], "ocr", '"OPEN DAILY" in black on white'),
-        (times[2], "ocr", '"EXIT 12" in black on white'),
+        (times[0], "ocr", '"OPEN DAILY" on a white card, in black'),
+        (times[2], "ocr", '"EXIT 12" on a white card, in black'),
     ]
     assert answer.channels == ["frames", "ocr"]
-    assert f'[{times[0]:.1f} s] on screen: "OPEN DAILY" in black on white' in answer.prompt_layout
+    expected = f'[{times[0]:.1f} s] on screen: "OPEN DAILY" on a white card, in black'
+    assert expected in answer.prompt_layout
     layout = answer.prompt_layout.splitlines()
     first = next(i for i, line in enumerate(layout) if line.startswith("[frame"))
     assert "OPEN DAILY" in layout[first + 1]  # right after the first frame's tokens
@@ -82,9 +83,10 @@ def test_ocr_and_speech_share_one_caption_per_frame(tiny, text_video: Path) -> N
     )
     times = answer.timestamps
     assert answer.channels == ["frames", "ocr", "speech"]
-    assert (times[2], "ocr", '"EXIT 12" in black on white') in answer.channel_text
+    assert (times[2], "ocr", '"EXIT 12" on a white card, in black') in answer.channel_text
     assert (times[2], "speech", "hello there") in answer.channel_text
-    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" in black on white | said: "hello there"'
+    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" on a white card, in black | said: '
+    caption += '"hello there"'
     assert caption in answer.prompt_layout
 
 
@@ -94,7 +96,10 @@ def test_ocr_reads_frames_even_when_features_come_from_the_cache(tiny, text_vide
     again = generate(tiny, text_video, "Sign?", uniform(3), max_new_tokens=2, ocr=True)
     assert first.channel_text == [] and first.channels == ["frames"]
     texts = [text for _, _, text in again.channel_text]
-    assert texts == ['"OPEN DAILY" in black on white', '"EXIT 12" in black on white']
+    assert texts == [
+        '"OPEN DAILY" on a white card, in black',
+        '"EXIT 12" on a white card, in black',
+    ]
 
 
 def test_channels_off_give_frames_only(tiny, text_video: Path) -> None:
@@ -127,12 +132,12 @@ def test_cli_ask_prints_channels_and_their_text(text_video: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["channels"] == ["frames", "ocr"]
     assert [row[1:] for row in payload["channel_text"]] == [
-        ["ocr", '"OPEN DAILY" in black on white'],
-        ["ocr", '"EXIT 12" in black on white'],
+        ["ocr", '"OPEN DAILY" on a white card, in black'],
+        ["ocr", '"EXIT 12" on a white card, in black'],
     ]
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
     assert "channels: frames, ocr" in shown.output
-    assert 'ocr: "EXIT 12" in black on white' in " ".join(shown.output.split())
+    assert 'ocr: "EXIT 12" on a white card, in black' in " ".join(shown.output.split())
     plain = runner.invoke(app, [*args[:-1], "--no-ocr"])
     assert "channels: frames\n" in plain.output and "OPEN DAILY" not in plain.output

@@ -55,6 +55,7 @@ def test_the_loss_falls_and_everything_is_written(tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == list(range(40))
     assert [r["loss"] for r in rows] == result.losses
     assert {r["stage"] for r in rows} == {"toy"}
+    assert all(0 < r["seconds"] <= result.seconds for r in rows)  # each step's wall time
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["stage"] == "toy" and state["step"] == 40
     assert (tmp_path / "checkpoint.safetensors").is_file()

@@ -54,6 +54,7 @@ def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
             "stage1": StageConfig(steps=2, batch=1, lr=1e-2),
             "stage2": StageConfig(steps=2, batch=1, lr=1e-2, lora_rank=4),
             "stage3": StageConfig(steps=2, batch=2, lr=1e-2, lora_rank=4, seed=1, padded=True),
+            "stage3_cpu": StageConfig(steps=2, batch=2, lr=1e-2, lora_rank=4, seed=1, padded=True),
         },
     )
 
@@ -144,6 +145,7 @@ def test_compressor_packages_and_repackages(assets: Path, tmp_path: Path, tiny_r
     ]
     assert steps == [1, 3, 2]
     assert "stage2" in result.output and "packaged at" in result.output
+    assert "minutes" in result.output  # each stage's training time, from the step times logged
     # A rerun resumes (nothing left to train) and packages the same weights again.
     again = invoke(*args)
     assert again.exit_code == 0, again.output
@@ -236,7 +238,8 @@ def test_continue_passes_its_data_options_to_the_stage(
     assert (first.position_skip, first.hard_haystacks, first.varied_haystacks) == (900, True, True)
     assert first.distractor_haystacks
     assert invoke(*base).exit_code == 2
-    recipe = mini.RECIPE["stage3"]
+    recipe = mini.recipe_stage("stage3")
+    assert (seen[1].steps, seen[1].batch, seen[1].lr) == (recipe.steps, recipe.batch, recipe.lr)
     assert (
         seen[1].position_skip,
         seen[1].hard_haystacks,
@@ -248,3 +251,15 @@ def test_continue_passes_its_data_options_to_the_stage(
         recipe.distractor_haystacks,
         recipe.tower_lr_scale,
     )
+
+
+def test_stage3_is_cut_on_a_machine_without_a_gpu() -> None:
+    gpu = mini.recipe_stage("stage3", accelerated=True)
+    cpu = mini.recipe_stage("stage3", accelerated=False)
+    assert gpu == mini.RECIPE["stage3"]
+    assert cpu.steps * cpu.batch <= gpu.steps * gpu.batch / 8  # hours, not a day, on two cores
+    mix = ("needle_share", "what_share", "seed", "position_skip", "hard_haystacks")
+    mix += ("distractor_haystacks", "tower_lr_scale", "lora_rank")
+    assert all(getattr(cpu, field) == getattr(gpu, field) for field in mix)
+    for stage in ("stage1", "stage2"):
+        assert mini.recipe_stage(stage, accelerated=False) == mini.RECIPE[stage]

@@ -4,9 +4,11 @@ Three commands over the recipe of `longvid.train`: ``vision`` trains the contras
 tower (locked-text tuning against MiniLM, `longvid.train.vision`, after Zhai et al., "LiT",
 CVPR 2022) and reports its zero-shot retrieval; ``compressor`` trains one compressor's projector
 and LoRA adapter on SmolLM2 (LLaVA's two stages, Liu et al. 2023, section 4.2,
-`longvid.train.mini`); ``mini`` runs the whole recipe into ``models/longvid-mini`` (what
-``make train-mini`` does); ``continue`` runs stage 3 on a finished package (how the shipped
-longvid-mini got its stage 3 on a GPU). Defaults come from `longvid.train.mini.RECIPE`.
+`longvid.train.mini`); ``mini`` runs the whole recipe into ``build/longvid-mini`` (what
+``make train-mini`` does; the shipped ``models/longvid-mini`` is left alone); ``continue``
+runs stage 3 on a finished package (how the shipped longvid-mini got its stage 3 on a GPU).
+Defaults come from `longvid.train.mini.RECIPE`, stage 3 sized to the machine
+(`longvid.train.mini.recipe_stage`).
 
 Every part resumes: the training loop restarts from its last checkpoint in the work folder, and
 ``mini`` skips the parts already finished (the tower when ``tower.safetensors`` and
@@ -162,10 +164,11 @@ def _check_compressors(chosen: list[str]) -> None:
 
 
 def _stage(name: str, **given: float | bool | None) -> StageConfig:
-    """The recipe's config of stage ``name`` with the options given on the command line."""
-    from longvid.train.mini import RECIPE
+    """The recipe's config of stage ``name`` for this machine (`recipe_stage`) with the
+    options given on the command line."""
+    from longvid.train.mini import recipe_stage
 
-    return replace(RECIPE[name], **{k: v for k, v in given.items() if v is not None})
+    return replace(recipe_stage(name), **{k: v for k, v in given.items() if v is not None})
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,22 +186,24 @@ def _retrieval_table(figures: dict, title: str) -> Table:
 
 
 def _stage_table(work: Path) -> Table:
-    """First and last losses of each stage, from the loop's logs."""
+    """First and last losses of each stage and its training time (the steps' wall time summed
+    over every run that resumed it), from the loop's logs."""
     table = Table(title="training loss", title_justify="left")
-    for column in ("stage", "steps", "first 10 (mean)", "last 10 (mean)"):
+    for column in ("stage", "steps", "first 10 (mean)", "last 10 (mean)", "minutes"):
         table.add_column(column, justify="left" if column == "stage" else "right")
     for stage in ("stage1", "stage2", "stage3"):
         log = work / stage / "log.jsonl"
-        losses = (
-            [json.loads(x)["loss"] for x in log.read_text().splitlines()] if log.is_file() else []
-        )
-        if losses:
+        rows = [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
+        if rows:
+            losses = [row["loss"] for row in rows]
             first, last = losses[:10], losses[-10:]
+            timed = all("seconds" in row for row in rows)  # logs older than the field: no time
             table.add_row(
                 stage,
                 str(len(losses)),
                 f"{sum(first) / len(first):.3f}",
                 f"{sum(last) / len(last):.3f}",
+                f"{sum(row['seconds'] for row in rows) / 60:.1f}" if timed else "-",
             )
     return table
 
@@ -275,7 +280,11 @@ def compressor_command(
     stage1_steps: Annotated[int | None, typer.Option("--stage1-steps")] = None,
     stage2_steps: Annotated[int | None, typer.Option("--stage2-steps")] = None,
     stage3_steps: Annotated[
-        int | None, typer.Option("--stage3-steps", help="0 skips stage 3 (sized for a GPU).")
+        int | None,
+        typer.Option(
+            "--stage3-steps",
+            help="0 skips stage 3 (default: the recipe's, cut on a machine without a GPU).",
+        ),
     ] = None,
     batch: Annotated[int | None, typer.Option("--batch", help="Samples per step.")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
@@ -301,7 +310,7 @@ def compressor_command(
 def mini_command(
     work: Annotated[Path, typer.Option("--work", help="Checkpoints and logs (resumable).")],
     out: Annotated[Path, typer.Option("--out", help="Where the models go.")] = Path(
-        "models/longvid-mini"
+        "build/longvid-mini"
     ),
     compressors: Annotated[
         str | None,
@@ -311,7 +320,11 @@ def mini_command(
         int, typer.Option("--eval-images", help="Held-out scenes for the retrieval probes.")
     ] = 400,
     stage3_steps: Annotated[
-        int | None, typer.Option("--stage3-steps", help="0 skips stage 3 (sized for a GPU).")
+        int | None,
+        typer.Option(
+            "--stage3-steps",
+            help="0 skips stage 3 (default: the recipe's, cut on a machine without a GPU).",
+        ),
     ] = None,
 ) -> None:
     """The whole longvid-mini recipe: the vision tower, then each compressor.

@@ -119,6 +119,7 @@ def run_loop(
     try:
         model.train()
         for step in range(start, config.steps):
+            began = time.perf_counter()
             torch.manual_seed(config.seed * 1_000_003 + step)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step) * group["lr_scale"]
@@ -133,9 +134,8 @@ def run_loop(
             optimizer.zero_grad(set_to_none=True)
             value = float(loss.detach())
             losses.append(value)
-            _append_log(
-                out, {"stage": name, "step": step, "loss": value, "lr": learning_rate(config, step)}
-            )
+            row = {"stage": name, "step": step, "loss": value, "lr": learning_rate(config, step)}
+            _append_log(out, {**row, "seconds": round(time.perf_counter() - began, 3)})
             done = step + 1
             if done % config.checkpoint_every == 0 or done == config.steps:
                 _save(name, out, params, optimizer, config, done)
