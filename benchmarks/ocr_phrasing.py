@@ -4,10 +4,9 @@ With the text channels on, OCR gives each card as a line with its colours, and t
 must bind a question's colour ("the yellow card") to the right line. This runs the held-out
 which-word questions (`longvid.bench.mini_eval.evaluate_qa`, 16 frames, channels on,
 multiple choice in the cloze form) with each wording of `longvid.io.ocr.line_phrase`: the
-default, the card's colour beside the word (``"EXIT" on a green card, in white``), and the one
-before it, the text's colour first (``"EXIT" in white on green``), on one or more blocks of
-question seeds (``--seeds``: block 0 is the questions of `benchmarks/which_word.py`; the
-wording was chosen on block 0 and confirmed on block 1). The section
+default, the ground named as a card (``"EXIT" in white on a green card``), and the one before
+it (``"EXIT" in white on green``), on one or more blocks of question seeds (``--seeds``: block
+0 is the questions of `benchmarks/which_word.py`). The section
 ``## The OCR line's wording (benchmarks/ocr_phrasing.py)`` of docs/benchmarks.md is replaced
 unless ``--no-write``.
 
@@ -43,7 +42,7 @@ def text_colour_first(text: str, colours: tuple[str, str] | None = None) -> str:
 
 
 WORDINGS: dict[str, Callable[..., str]] = {
-    '`"EXIT" on a green card, in white` (default)': ocr.line_phrase,
+    '`"EXIT" in white on a green card` (default)': ocr.line_phrase,
     '`"EXIT" in white on green` (before)': text_colour_first,
 }
 

@@ -64,11 +64,11 @@ def test_ocr_text_follows_its_frame_with_its_time(tiny, text_video: Path) -> Non
     # New text only: each card once, on the first frame that shows it.
     # Each line with its colours: black on the white band, named from the decoded pixels.
     assert answer.channel_text == [
-        (times[0], "ocr", '"OPEN DAILY" on a white card, in black'),
-        (times[2], "ocr", '"EXIT 12" on a white card, in black'),
+        (times[0], "ocr", '"OPEN DAILY" in black on a white card'),
+        (times[2], "ocr", '"EXIT 12" in black on a white card'),
     ]
     assert answer.channels == ["frames", "ocr"]
-    expected = f'[{times[0]:.1f} s] on screen: "OPEN DAILY" on a white card, in black'
+    expected = f'[{times[0]:.1f} s] on screen: "OPEN DAILY" in black on a white card'
     assert expected in answer.prompt_layout
     layout = answer.prompt_layout.splitlines()
     first = next(i for i, line in enumerate(layout) if line.startswith("[frame"))
@@ -83,9 +83,9 @@ def test_ocr_and_speech_share_one_caption_per_frame(tiny, text_video: Path) -> N
     )
     times = answer.timestamps
     assert answer.channels == ["frames", "ocr", "speech"]
-    assert (times[2], "ocr", '"EXIT 12" on a white card, in black') in answer.channel_text
+    assert (times[2], "ocr", '"EXIT 12" in black on a white card') in answer.channel_text
     assert (times[2], "speech", "hello there") in answer.channel_text
-    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" on a white card, in black | said: '
+    caption = f'[{times[2]:.1f} s] on screen: "EXIT 12" in black on a white card | said: '
     caption += '"hello there"'
     assert caption in answer.prompt_layout
 
@@ -97,8 +97,8 @@ def test_ocr_reads_frames_even_when_features_come_from_the_cache(tiny, text_vide
     assert first.channel_text == [] and first.channels == ["frames"]
     texts = [text for _, _, text in again.channel_text]
     assert texts == [
-        '"OPEN DAILY" on a white card, in black',
-        '"EXIT 12" on a white card, in black',
+        '"OPEN DAILY" in black on a white card',
+        '"EXIT 12" in black on a white card',
     ]
 
 
@@ -132,12 +132,12 @@ def test_cli_ask_prints_channels_and_their_text(text_video: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["channels"] == ["frames", "ocr"]
     assert [row[1:] for row in payload["channel_text"]] == [
-        ["ocr", '"OPEN DAILY" on a white card, in black'],
-        ["ocr", '"EXIT 12" on a white card, in black'],
+        ["ocr", '"OPEN DAILY" in black on a white card'],
+        ["ocr", '"EXIT 12" in black on a white card'],
     ]
     shown = runner.invoke(app, args)
     assert shown.exit_code == 0, shown.output
     assert "channels: frames, ocr" in shown.output
-    assert 'ocr: "EXIT 12" on a white card, in black' in " ".join(shown.output.split())
+    assert 'ocr: "EXIT 12" in black on a white card' in " ".join(shown.output.split())
     plain = runner.invoke(app, [*args[:-1], "--no-ocr"])
     assert "channels: frames\n" in plain.output and "OPEN DAILY" not in plain.output

@@ -19,5 +19,5 @@ def test_each_wording_is_what_the_on_screen_text_gives() -> None:
         for phrase in wordings:
             with mock.patch.object(ocr, "line_phrase", phrase):
                 said.append(ocr.new_text(frames)[0])
-    assert said == ['"EXIT" on a green card, in white', '"EXIT" in white on green']
+    assert said == ['"EXIT" in white on a green card', '"EXIT" in white on green']
     assert ocr.new_text(frames)[0] == said[0]  # the patch is undone

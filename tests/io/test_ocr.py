@@ -181,8 +181,8 @@ def test_new_text_holds_exactly_the_lines_absent_from_the_previous_frame(
 
 
 def test_a_line_is_phrased_with_its_colours_when_they_are_known() -> None:
-    assert ocr.line_phrase("EXIT  12", ("white", "green")) == '"EXIT 12" on a green card, in white'
-    assert ocr.line_phrase("egg", ("blue", "orange")) == '"egg" on an orange card, in blue'
+    assert ocr.line_phrase("EXIT  12", ("white", "green")) == '"EXIT 12" in white on a green card'
+    assert ocr.line_phrase("egg", ("blue", "orange")) == '"egg" in blue on an orange card'
     assert TextLine("EXIT", 0.9, ((0, 0), (1, 0), (1, 1), (0, 1))).phrase == '"EXIT"'
 
 

@@ -11,17 +11,17 @@ from longvid.prompting.channels import channel_captions
 def test_captions_mark_time_and_channel() -> None:
     captions, pieces = channel_captions(
         [0.0, 2.5, 5.0],
-        ['"OPEN" on a red card, in white', "", ""],
+        ['"OPEN" in white on a red card', "", ""],
         ["hello  there", "", "bye"],
         said="speech",
     )
     assert captions == [
-        '[0.0 s] on screen: "OPEN" on a red card, in white | said: "hello there" ',
+        '[0.0 s] on screen: "OPEN" in white on a red card | said: "hello there" ',
         None,
         '[5.0 s] said: "bye" ',
     ]
     assert pieces == [
-        [("ocr", '"OPEN" on a red card, in white'), ("speech", "hello there")],
+        [("ocr", '"OPEN" in white on a red card'), ("speech", "hello there")],
         [],
         [("speech", "bye")],
     ]

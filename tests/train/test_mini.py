@@ -499,8 +499,8 @@ def test_channel_examples_carry_the_visible_card_words_once() -> None:
         seen_screen = True
         assert len(example.screen) == len(example.times)
         new = [w for w in example.screen if w]
-        # each as OCR phrases a card: the word quoted, then its card and text colours
-        phrased = [re.fullmatch(r'"([a-z]+)" on an? ([a-z]+) card, in ([a-z]+)', w) for w in new]
+        # each as OCR phrases a card: the word quoted, then its text and card colours
+        phrased = [re.fullmatch(r'"([a-z]+)" in ([a-z]+) on an? ([a-z]+) card', w) for w in new]
         assert new and all(m and m[1] in WORDS and {m[2], m[3]} <= set(COLORS) for m in phrased)
         # a word is listed when it appears, not again on the next frame that still shows it
         assert all(

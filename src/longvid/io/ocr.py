@@ -27,7 +27,7 @@ levels changes no pixel, a changed digit 1.6 % of its tile.
 
 Each line found on a solid-coloured ground (a sign, a card, a slide) also carries its colours,
 named among the basic colour terms (`BASIC_COLOURS`; `line_colours`), so the prompt can say
-``"EXIT" on a green card, in white`` and a question about "the green sign" has its answer in text
+``"EXIT" in white on a green card`` and a question about "the green sign" has its answer in text
 (`line_phrase`). Text over footage, where no one colour holds most of the line's box, is given
 without them.
 """
@@ -225,18 +225,18 @@ def line_colours(
 
 def line_phrase(text: str, colours: tuple[str, str] | None = None) -> str:
     """One line of on-screen text as the prompt gives it: quoted, then when its colours are
-    known the solid panel it sits on (a sign, a slide, a title card: "card", the word the
-    vision captions use) and the text's colour, e.g. ``"EXIT" on a green card, in white``.
-    A question names the thing the text is on ("the green card"); with that colour beside
-    the word, longvid-mini answered 82% of 160 held-out which-word questions with the text
-    channels on, against 73% for ``"EXIT" in white on green``, where it took the text's
-    colour for the card's (docs/benchmarks.md, "The OCR line's wording")."""
+    known the text's colour and the solid panel it sits on (a sign, a slide, a title card:
+    "card", as the vision captions of training name it), e.g. ``"EXIT" in white on a green
+    card``. Named as a card, the ground's colour is told from the text's: longvid-mini
+    answered 80% of 160 held-out which-word questions with the text channels on, against
+    73% for ``"EXIT" in white on green``, where it took the text's colour for the card's
+    (docs/benchmarks.md, "The OCR line's wording")."""
     quoted = f'"{" ".join(text.split())}"'
     if not colours:
         return quoted
     ink, ground = colours
     article = "an" if ground[0] in "aeiou" else "a"
-    return f"{quoted} on {article} {ground} card, in {ink}"
+    return f"{quoted} in {ink} on {article} {ground} card"
 
 
 def _is_text(text: str) -> bool:

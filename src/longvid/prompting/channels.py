@@ -5,7 +5,7 @@ frame with its subtitle text; longvid adds the on-screen text OCR reads (`longvi
 the same slot, each piece marked with the frame's time and where it came from, so a small model
 can say what was written or said *when*:
 
-    [12.0 s] on screen: "queen" on a yellow card, in black | said: "the train leaves at noon"
+    [12.0 s] on screen: "queen" in black on a yellow card | said: "the train leaves at noon"
 
 `generate` builds these captions at inference and `longvid.train.mini` at training time, from
 this one function, so both see the same text.
