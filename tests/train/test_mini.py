@@ -200,7 +200,9 @@ def test_both_stages_lower_the_loss(tmp_path: Path) -> None:
     assert trainable(model) == {"projector", "language_model"}
     lora = [n for n, p in model.language_model.named_parameters() if p.requires_grad]
     assert lora and all("lora_" in n for n in lora)
-    stage2 = StageConfig(steps=6, batch=1, lr=3e-2, lora_rank=4)
+    # 3e-2 sat at the edge of divergence: a change of the OCR wording in the prompts took its
+    # loss from falling to rising (5.51 -> 5.74); 1e-2 and 2e-2 give 4.93 and 5.01.
+    stage2 = StageConfig(steps=6, batch=1, lr=1e-2, lora_rank=4)
     seen = [qa_example(s) for s in split_seeds("train", 6, start=10**9)]
     before = mean_loss(model, seen)
     result = train_stage2(model, tmp_path / "stage2", stage2)
