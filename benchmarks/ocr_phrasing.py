@@ -26,7 +26,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _docs import write_table_section  # noqa: E402
-from which_word import FORMS, cell, load, question_form  # noqa: E402
+from which_word import cell, form_cells, load  # noqa: E402
 
 from longvid.bench.mini_eval import QAItem, evaluate_qa  # noqa: E402
 from longvid.io import ocr  # noqa: E402
@@ -35,26 +35,24 @@ HEADING = "## The OCR line's wording (benchmarks/ocr_phrasing.py)"
 COLUMNS = ["wording", "questions", "ordinal mc", "ordinal open", "colour mc", "colour open", "all"]
 
 
+DEFAULT = ocr.line_phrase  # bound here: the runs patch ``ocr.line_phrase``
+
+
 def text_colour_first(text: str, colours: tuple[str, str] | None = None) -> str:
     """The wording before 2026-12-07: ``"EXIT" in white on green``."""
-    quoted = f'"{" ".join(text.split())}"'
+    quoted = DEFAULT(text)  # the line quoted as the default quotes it
     return f"{quoted} in {colours[0]} on {colours[1]}" if colours else quoted
 
 
 WORDINGS: dict[str, Callable[..., str]] = {
-    '`"EXIT" in white on a green card` (default)': ocr.line_phrase,
+    '`"EXIT" in white on a green card` (default)': DEFAULT,
     '`"EXIT" in white on green` (before)': text_colour_first,
 }
 
 
 def row(wording: str, block: str, items: list[QAItem]) -> list[str]:
     """Accuracy per form x (mc, open) and over all ``items``."""
-    cells = [
-        cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
-        for form in FORMS
-        for mc in (True, False)
-    ]
-    return [wording, block, *cells, cell(items)]
+    return [wording, block, *form_cells(items), cell(items)]
 
 
 def main(argv: list[str] | None = None) -> int:

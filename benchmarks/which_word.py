@@ -95,16 +95,21 @@ def another_card(items: list[QAItem], samples: list[VideoQASample]) -> str:
     return f"{sum(shown)} of {len(shown)}"
 
 
+def form_cells(items: list[QAItem]) -> list[str]:
+    """The `cell` of each form x (multiple choice, open), in `COLUMNS`' order."""
+    return [
+        cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
+        for form in FORMS
+        for mc in (True, False)
+    ]
+
+
 def row(
     label: str, channels: str, mc_scoring: str, items: list[QAItem], samples: list[VideoQASample]
 ) -> list[str]:
     """One table row: each form x (mc, open), all items, the text-only baseline, and where
     the wrong open answers came from (`another_card`)."""
-    cells = [
-        cell([i for i in items if question_form(i.question) == form and i.multiple_choice == mc])
-        for form in FORMS
-        for mc in (True, False)
-    ]
+    cells = form_cells(items)
     blind = sum(i.text_only_correct for i in items) / len(items)
     return [
         label,
