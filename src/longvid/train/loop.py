@@ -134,8 +134,16 @@ def run_loop(
             optimizer.zero_grad(set_to_none=True)
             value = float(loss.detach())
             losses.append(value)
-            row = {"stage": name, "step": step, "loss": value, "lr": learning_rate(config, step)}
-            _append_log(out, {**row, "seconds": round(time.perf_counter() - began, 3)})
+            _append_log(
+                out,
+                {
+                    "stage": name,
+                    "step": step,
+                    "loss": value,
+                    "lr": learning_rate(config, step),
+                    "seconds": round(time.perf_counter() - began, 3),
+                },
+            )
             done = step + 1
             if done % config.checkpoint_every == 0 or done == config.steps:
                 _save(name, out, params, optimizer, config, done)
