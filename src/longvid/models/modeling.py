@@ -52,7 +52,6 @@ __all__ = [
 SAFE_WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "adapter"  # the LoRA adapter of a checkpoint whose LLM comes from elsewhere
 SAFE_INDEX_NAME = "model.safetensors.index.json"
-PICKLE_WEIGHTS_NAME = "pytorch_model.bin"
 PICKLE_INDEX_NAME = "pytorch_model.bin.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
 

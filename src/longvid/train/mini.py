@@ -676,11 +676,6 @@ def _halve(path: Path) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
-def write_metrics(target: Path, metrics: dict) -> None:
-    """Keep the recipe's measured figures beside the weights (the model card quotes them)."""
-    (target / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-
-
 def train_compressor(
     compressor: str,
     tower: str | Path | None,
