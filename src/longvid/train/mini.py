@@ -179,7 +179,8 @@ RECIPE = {
     ),
 }
 # Stage 3 as two CPU cores run it: the same mix on 1,600 fresh examples, not 15,200 (about
-# 45 min, not some five hours), at the rate of the shipped package's CPU long-context stages.
+# 55 min measured in `make train-mini`, not some five hours), at the rate of the shipped
+# package's CPU long-context stages.
 RECIPE["stage3_cpu"] = replace(RECIPE["stage3"], steps=200, batch=8, lr=2e-4)
 
 
